@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+set -euo pipefail
+SCRIPT_NAME=deploy
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/deploy.sh [options] <tag>
+
+Health-gated, zero-downtime release of the API image <API_IMAGE>:<tag>, run from the
+directory that holds docker-compose.prod.yml and .env:
+  validate tag -> take the host deploy lock -> pull -> pre-deploy backup -> migrations
+  -> start the new container beside the old -> wait healthy -> switch the proxy
+  -> drain and stop the old -> record the release and set API_TAG in .env.
+If the new container never turns healthy it is removed and the old release keeps serving.
+
+Options:
+  --no-pull          use the image already on this host (fails if it is absent)
+  --skip-backup      do not take the pre-deploy backup
+  --timeout SECONDS  how long to wait for the new container to turn healthy (default 60)
+  -h, --help         show this help
+
+Environment: SLIPWAY_DIR, SLIPWAY_HISTORY, SLIPWAY_LOCK_FILE, SLIPWAY_BACKUP_DIR (backups),
+SLIPWAY_BACKUP_KEEP (10), SLIPWAY_OPERATOR.
+USAGE
+}
+
+main() {
+  local tag="" no_pull=0 skip_backup=0 timeout=60 image current digest
+  wants_help "$@" && { usage; return 0; }
+  while (($# > 0)); do
+    case "$1" in
+      --no-pull) no_pull=1 ;;
+      --skip-backup) skip_backup=1 ;;
+      --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
+      -*) die "unknown option '$1'; see --help" ;;
+      *) [[ -z "$tag" ]] || die "one tag only (got '$tag' and '$1'); see --help"; tag=$1 ;;
+    esac
+    shift
+  done
+  [[ -n "$tag" ]] || die "missing <tag>; usage: scripts/deploy.sh [options] <tag>"
+  require_tag "$tag"
+  require_positive_int --timeout "$timeout"
+  require_project
+  [[ "$(env_get POSTGRES_PASSWORD)" != "change-me" ]] \
+    || die "POSTGRES_PASSWORD in .env is still the example placeholder: set a real secret (openssl rand -hex 24)"
+
+  acquire_lock "deploy:$tag"
+  image="$(api_image):$tag"
+  current=$(env_get API_TAG)
+  step "deploying $image (current: ${current:-none})"
+  ensure_image "$image" "$no_pull"
+
+  if [[ -z "$(compose ps -q db)" ]]; then
+    step "no running stack: starting every service with $tag"
+    API_TAG=$tag compose up -d --wait --wait-timeout "$timeout" >&2 || die "the stack did not come up healthy; see: docker compose -f $COMPOSE_FILE_NAME logs"
+  else
+    if ((skip_backup)); then
+      step "pre-deploy backup skipped (--skip-backup)"
+    else
+      step "pre-deploy backup"
+      "$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}" >/dev/null
+    fi
+    step "running migrations with $tag"
+    API_TAG=$tag compose run --rm --no-deps -T migrate >&2 \
+      || die "migrations of $tag failed; nothing was switched and ${current:-the old release} keeps serving. Fix the migration and deploy again"
+    roll_to "$tag" "$timeout"
+  fi
+
+  digest=$(image_digest "$image")
+  record_release deploy "$tag" "${digest:--}" "${current:--}"
+  env_set API_TAG "$tag"
+  step "deployed $tag ($digest) in $(elapsed); recorded in $HISTORY_FILE"
+}
+
+main "$@"

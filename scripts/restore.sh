@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+set -euo pipefail
+SCRIPT_NAME=restore
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/restore.sh <file> [--yes]
+
+Replaces the running database's contents with a dump made by backup.sh. It refuses a dump
+without pg_dump's completion marker, takes a safety backup first, then loads the dump in a
+single transaction with ON_ERROR_STOP: a dump that fails half-way changes nothing.
+Rows written since the dump was taken are lost (the safety backup keeps them).
+
+Options:
+  --yes       do not ask for confirmation (required when not run from a terminal)
+  -h, --help  show this help
+USAGE
+}
+
+main() {
+  local file="" yes=0 db user safety answer
+  wants_help "$@" && { usage; return 0; }
+  while (($# > 0)); do
+    case "$1" in
+      --yes | -y) yes=1 ;;
+      -*) die "unknown option '$1'; see --help" ;;
+      *) [[ -z "$file" ]] || die "one file only; see --help"; file=$1 ;;
+    esac
+    shift
+  done
+  [[ -n "$file" ]] || die "missing <file>; usage: scripts/restore.sh <file> [--yes] (backups are in backups/)"
+  [[ -f "$file" && -r "$file" ]] || die "backup file '$file' does not exist or is not readable; list them with: ls -l backups/"
+  [[ -s "$file" ]] || die "backup file '$file' is empty; pick another from backups/"
+  tail -n 3 "$file" | grep -q 'PostgreSQL database dump complete' \
+    || die "'$file' is truncated or not a pg_dump file (no completion marker); nothing was changed"
+  require_project
+  [[ -n "$(compose ps -q db)" ]] || die "the db service is not running: start it with docker compose -f $COMPOSE_FILE_NAME up -d db"
+  db=$(compose exec -T db printenv POSTGRES_DB)
+  user=$(compose exec -T db printenv POSTGRES_USER)
+  if ((!yes)); then
+    [[ -t 0 ]] || die "refusing to restore without confirmation: re-run with --yes"
+    read -r -p "Replace ALL data in database '$db' with $file? Type the database name to confirm: " answer
+    [[ "$answer" == "$db" ]] || die "not confirmed; nothing was changed"
+  fi
+  acquire_lock "restore:$(basename "$file")"
+  step "safety backup before restoring"
+  safety=$("$here/backup.sh" --dir "$(dirname "$file")")
+  step "restoring $file into $db (single transaction)"
+  if ! compose exec -T db psql -X -q -v ON_ERROR_STOP=1 --single-transaction -U "$user" -d "$db" <"$file" >/dev/null; then
+    die "restore of $file failed and was rolled back; the database is unchanged (safety backup: $safety)"
+  fi
+  step "restored $file in $(elapsed); safety backup of the previous state: $safety"
+}
+
+main "$@"

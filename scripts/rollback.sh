@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+set -euo pipefail
+SCRIPT_NAME=rollback
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/rollback.sh [options] [tag]
+
+Puts the previous release back with the same health-gated, zero-downtime roll as deploy,
+and no migrations. Without a tag it goes to the release that preceded the current one in
+the history file (releases.log); repeated rollbacks keep walking back.
+
+Options:
+  --no-pull          never pull; the image must be on this host (by default it is pulled only if absent)
+  --timeout SECONDS  how long to wait for the container to turn healthy (default 60)
+  -h, --help         show this help
+USAGE
+}
+
+main() {
+  local tag="" no_pull=0 timeout=60 image current digest
+  wants_help "$@" && { usage; return 0; }
+  while (($# > 0)); do
+    case "$1" in
+      --no-pull) no_pull=1 ;;
+      --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
+      -*) die "unknown option '$1'; see --help" ;;
+      *) [[ -z "$tag" ]] || die "one tag only (got '$tag' and '$1'); see --help"; tag=$1 ;;
+    esac
+    shift
+  done
+  [[ -z "$tag" ]] || require_tag "$tag"
+  require_positive_int --timeout "$timeout"
+  require_project
+  current=$(env_get API_TAG)
+  if [[ -z "$tag" ]]; then
+    tag=$(previous_release "$current")
+    [[ -n "$tag" ]] || die "no release before '${current:-?}' in $HISTORY_FILE; name one: scripts/rollback.sh <tag>"
+    require_tag "$tag"
+  fi
+  [[ "$tag" != "$current" ]] || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
+
+  acquire_lock "rollback:$tag"
+  image="$(api_image):$tag"
+  step "rolling back from ${current:-?} to $image"
+  if docker image inspect "$image" >/dev/null 2>&1; then
+    step "image $image is on this host"
+  else
+    ensure_image "$image" "$no_pull"
+  fi
+  roll_to "$tag" "$timeout"
+  digest=$(image_digest "$image")
+  record_release rollback "$tag" "${digest:--}" "${current:--}"
+  env_set API_TAG "$tag"
+  step "rolled back to $tag in $(elapsed)"
+}
+
+main "$@"

@@ -1,0 +1,43 @@
+/** Runtime configuration, read once from the environment and validated up front. */
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string;
+  version: string;
+  migrationsDir: string;
+  logLevel: string;
+  /** How long SIGTERM waits for in-flight requests before giving up. */
+  shutdownGraceMs: number;
+}
+
+const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+function intFrom(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) {
+    throw new Error(`${key}=${JSON.stringify(raw)} is not a non-negative integer; fix it in .env`);
+  }
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const databaseUrl = env.DATABASE_URL;
+  if (!databaseUrl) {
+    throw new Error("DATABASE_URL is not set; set it (postgres://user:pass@host:5432/db) in the environment");
+  }
+  const logLevel = env.LOG_LEVEL ?? "info";
+  if (!LOG_LEVELS.has(logLevel)) {
+    throw new Error(`LOG_LEVEL=${logLevel} is unknown; use one of ${[...LOG_LEVELS].join(", ")}`);
+  }
+  return {
+    port: intFrom(env, "PORT", 3000),
+    host: env.HOST ?? "0.0.0.0",
+    databaseUrl,
+    version: env.APP_VERSION ?? "dev",
+    migrationsDir: env.MIGRATIONS_DIR ?? "db/migrations",
+    logLevel,
+    shutdownGraceMs: intFrom(env, "SHUTDOWN_GRACE_MS", 20_000),
+  };
+}

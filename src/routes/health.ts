@@ -1,0 +1,23 @@
+import type { FastifyInstance } from "fastify";
+import type { Queryable } from "../db.js";
+import { checkHealth } from "../health.js";
+
+export interface HealthDeps {
+  db: Queryable;
+  shipped: readonly string[];
+  version: string;
+  /** False once shutdown began, so the container reports itself out of rotation. */
+  isAccepting: () => boolean;
+}
+
+export function registerHealthRoutes(app: FastifyInstance, deps: HealthDeps): void {
+  app.get("/health/live", { logLevel: "warn" }, async () => ({ status: "ok", version: deps.version }));
+
+  const full = async (_req: unknown, reply: import("fastify").FastifyReply) => {
+    const report = await checkHealth(deps.db, deps.shipped, deps.version);
+    if (!deps.isAccepting()) report.status = "fail";
+    return reply.code(report.status === "ok" ? 200 : 503).send(report);
+  };
+  app.get("/health", { logLevel: "warn" }, full);
+  app.get("/health/ready", { logLevel: "warn" }, full);
+}

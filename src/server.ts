@@ -1,0 +1,49 @@
+import { buildApp } from "./app.js";
+import { loadConfig } from "./config.js";
+import { createPool } from "./db.js";
+import { checkHealth } from "./health.js";
+import { shippedVersions } from "./migrations.js";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const pool = createPool(config.databaseUrl);
+  const shipped = await shippedVersions(config.migrationsDir);
+  let accepting = true;
+  const app = buildApp({ db: pool, version: config.version, shipped, logLevel: config.logLevel, isAccepting: () => accepting });
+  pool.on("error", (err) => app.log.warn({ err }, "idle database client error"));
+
+  // Bind the port only once ready: a proxy or health probe never meets a half-started app.
+  for (let attempt = 1; ; attempt++) {
+    const report = await checkHealth(pool, shipped, config.version);
+    if (report.status === "ok") break;
+    app.log.warn({ attempt, checks: report.checks }, "not ready yet; waiting before listening");
+    await sleep(Math.min(250 * attempt, 2_000));
+  }
+  await app.listen({ port: config.port, host: config.host });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    accepting = false;
+    app.log.info({ signal }, "draining: no new connections, finishing in-flight requests");
+    const timer = setTimeout(() => {
+      app.log.error({ graceMs: config.shutdownGraceMs }, "drain timed out; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    timer.unref();
+    await app.close();
+    await pool.end();
+    app.log.info("drained; bye");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${JSON.stringify({ level: 60, msg: "fatal startup error", err: String(err) })}\n`);
+  process.exit(1);
+});

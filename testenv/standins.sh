@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Test scaffolding, never product code. Makes sure every base image the project pins is
+# present locally: a real pull first, and only when that fails (no registry here) a local
+# stand-in with the same public name, built from a debootstrap'd Debian that honours the
+# official image's contract. The project's Dockerfiles and compose file then run unchanged.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+cache=${SLIPWAY_TESTENV_CACHE:-$HOME/.cache/slipway-testenv}
+base_image=slipway-testenv/bookworm-minbase:1
+
+log() { printf '%s [standins] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# The pins live in the product files; read them from there so the two never disagree.
+pinned_images() {
+  sed -n 's/^ARG NODE_IMAGE=//p' "$repo/Dockerfile"
+  sed -n 's/^ARG NGINX_IMAGE=//p' "$repo/proxy/Dockerfile"
+  # shellcheck disable=SC2016 # a literal ${...} is what the compose file holds
+  sed -n 's/.*\${POSTGRES_IMAGE:-\([^}]*\)}.*/\1/p' "$repo/docker-compose.prod.yml" | head -n1
+}
+
+ensure_base() {
+  docker image inspect "$base_image" >/dev/null 2>&1 && return 0
+  local rootfs="$cache/rootfs-bookworm"
+  if [[ ! -x "$rootfs/bin/bash" ]]; then
+    log "debootstrap bookworm minbase into $rootfs (about 30 s)"
+    rm -rf "$rootfs" && mkdir -p "$rootfs"
+    debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 \
+      || { log "debootstrap failed; see $cache/debootstrap.log"; return 1; }
+  fi
+  log "importing $base_image"
+  tar -C "$rootfs" -c . | docker import - "$base_image" >/dev/null
+}
+
+build_standin() {
+  local image=$1 kind=$2 ctx
+  ctx=$(mktemp -d)
+  cp "$here/standins/"* "$ctx/"
+  if [[ "$kind" == node ]]; then
+    cp "$(readlink -f "$(command -v node)")" "$ctx/node"
+    cp -r "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$ctx/npm"
+    cp /etc/ssl/certs/ca-certificates.crt "$ctx/"
+  fi
+  log "building stand-in $image from standins/$kind.Dockerfile"
+  docker build -q --build-arg BASE="$base_image" -f "$ctx/$kind.Dockerfile" -t "$image" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
+ensure_image() {
+  local image=$1 kind
+  if docker image inspect "$image" >/dev/null 2>&1; then return 0; fi
+  if docker pull -q "$image" >/dev/null 2>&1; then log "pulled $image"; return 0; fi
+  case "$image" in
+    node:*) kind=node ;; postgres:*) kind=postgres ;; nginx:*) kind=nginx ;;
+    *) log "no stand-in recipe for $image"; return 1 ;;
+  esac
+  ensure_base
+  build_standin "$image" "$kind"
+}
+
+main() {
+  mkdir -p "$cache"
+  local image
+  while read -r image; do
+    [[ -n "$image" ]] && ensure_image "$image"
+  done < <(pinned_images)
+  log "base images ready: $(pinned_images | tr '\n' ' ')"
+}
+
+main "$@"
