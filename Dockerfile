@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The Slipway API image. Build: docker build --build-arg APP_VERSION=v2 -t slipway/api:v2 .
 # Pinned base; override with --build-arg NODE_IMAGE=<mirror>/node:… when you use a mirror.
 ARG NODE_IMAGE=node:22.20.0-bookworm-slim

@@ -51,7 +51,7 @@ main() {
     rm -f "$partial"
     die "pg_dump failed; no backup was written (check: docker compose -f $COMPOSE_FILE_NAME logs db)"
   fi
-  if ! tail -n 3 "$partial" | grep -q 'PostgreSQL database dump complete'; then
+  if ! dump_complete "$partial"; then
     rm -f "$partial"
     die "the dump ended early (no completion marker); no backup was written"
   fi

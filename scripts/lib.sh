@@ -193,5 +193,8 @@ roll_to() { # tag timeout
   step "old container(s) stopped; api:$tag is serving all traffic"
 }
 
+# pg_dump ends a whole dump with this marker (followed, since 15.14/17.6, by \unrestrict).
+dump_complete() { tail -n 8 "$1" | grep -q '^-- PostgreSQL database dump complete'; }
+
 # Parses --help/-h the same way in every script.
 wants_help() { local a; for a in "$@"; do [[ "$a" == "-h" || "$a" == "--help" ]] && return 0; done; return 1; }

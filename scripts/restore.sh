@@ -34,8 +34,7 @@ main() {
   [[ -n "$file" ]] || die "missing <file>; usage: scripts/restore.sh <file> [--yes] (backups are in backups/)"
   [[ -f "$file" && -r "$file" ]] || die "backup file '$file' does not exist or is not readable; list them with: ls -l backups/"
   [[ -s "$file" ]] || die "backup file '$file' is empty; pick another from backups/"
-  tail -n 3 "$file" | grep -q 'PostgreSQL database dump complete' \
-    || die "'$file' is truncated or not a pg_dump file (no completion marker); nothing was changed"
+  dump_complete "$file" || die "'$file' is truncated or not a pg_dump file (no completion marker); nothing was changed"
   require_project
   [[ -n "$(compose ps -q db)" ]] || die "the db service is not running: start it with docker compose -f $COMPOSE_FILE_NAME up -d db"
   db=$(compose exec -T db printenv POSTGRES_DB)

@@ -8,7 +8,8 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
  && mkdir -p /docker-entrypoint-initdb.d /var/run/postgresql && chown postgres:postgres /var/run/postgresql \
  && ln -s "$(ls -d /usr/lib/postgresql/*/bin)"/* /usr/local/bin/ 2>/dev/null || true
 ENV PGDATA=/var/lib/postgresql/data
-COPY postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN mkdir -p "$PGDATA" && chown -R postgres:postgres /var/lib/postgresql && chmod 700 "$PGDATA"
+COPY --chmod=0755 postgres-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 VOLUME /var/lib/postgresql/data
 ENTRYPOINT ["docker-entrypoint.sh"]
 STOPSIGNAL SIGINT
