@@ -1,0 +1,36 @@
+/**
+ * What the pipeline runs inside its containers, shared with the local test run so both
+ * execute the same commands: `npm test` calls `npm run test:unit` and `npm run lint` too.
+ */
+export const INSTALL_COMMAND = ["npm", "ci", "--no-audit", "--no-fund"];
+export const UNIT_TEST_COMMAND = ["npm", "run", "test:unit"];
+export const LINT_COMMANDS = [
+  ["npm", "run", "lint"],
+  ["npm", "run", "lint:migrations"],
+];
+
+/** Postgres for unit tests: the env the test suite reads, and the service's own settings. */
+export const TEST_DB = { alias: "db", user: "postgres", password: "slipway-test", database: "slipway_test" } as const;
+export const testDatabaseUrl = (host: string, port = 5432) =>
+  `postgres://${TEST_DB.user}:${TEST_DB.password}@${host}:${port}/${TEST_DB.database}`;
+
+/** Default images, each overridable by a function argument (for registry mirrors). */
+export const IMAGES = {
+  node: "node:22.20.0-bookworm-slim",
+  postgres: "postgres:17.6-bookworm",
+  ssh: "alpine:3.22.2",
+} as const;
+
+/** Scanned-image registry reference: `<registry>/<repository>:<tag>`, validated. */
+export function imageReference(registry: string, repository: string, tag: string): string {
+  if (!/^[a-z0-9.-]+(?::[0-9]+)?$/.test(registry)) {
+    throw new Error(`invalid registry ${JSON.stringify(registry)}: use a host[:port], e.g. ghcr.io`);
+  }
+  if (!/^[a-z0-9]+(?:[._\/-][a-z0-9]+)*$/.test(repository)) {
+    throw new Error(`invalid repository ${JSON.stringify(repository)}: use lowercase path segments, e.g. acme/slipway-api`);
+  }
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
+    throw new Error(`invalid tag ${JSON.stringify(tag)}: use letters, digits, '_', '.', '-', e.g. v1.2.3`);
+  }
+  return `${registry}/${repository}:${tag}`;
+}

@@ -1,0 +1,312 @@
+/**
+ * Slipway: build, test, scan, publish, deploy and roll back the API.
+ *
+ * A thin layer over dagger/src/commands: those pure functions decide every argument and
+ * command line (and are tested against real Trivy, sshd and Docker); this file only
+ * composes containers from them.
+ */
+import { argument, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
+import { IMAGES, imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
+import { type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget } from "./commands/ssh.js";
+import {
+  gateReport,
+  releaseBlockers,
+  SCAN_GATE_EXIT_CODE,
+  TRIVY_IMAGE,
+  trivyConvertArgs,
+  trivyScanArgs,
+} from "./commands/trivy.js";
+
+const SSH_KEY = "/run/slipway/ssh_key";
+const KNOWN_HOSTS = "/run/slipway/known_hosts";
+const OUT = "/out";
+
+@object()
+export class Slipway {
+  /**
+   * Build the API image from the repo's Dockerfile, with APP_VERSION baked in (GET /health reports it).
+   */
+  @func()
+  build(
+    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    source: Directory,
+    version = "dev",
+  ): Container {
+    return source.dockerBuild({ buildArgs: [{ name: "APP_VERSION", value: version }] });
+  }
+
+  /**
+   * Run the unit tests in Node against a real Postgres service, with npm's cache in a cache volume.
+   */
+  @func()
+  async test(
+    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    source: Directory,
+    nodeImage = IMAGES.node,
+    postgresImage = IMAGES.postgres,
+  ): Promise<string> {
+    const postgres = dag
+      .container()
+      .from(postgresImage)
+      .withEnvVariable("POSTGRES_USER", TEST_DB.user)
+      .withEnvVariable("POSTGRES_PASSWORD", TEST_DB.password)
+      .withEnvVariable("POSTGRES_DB", TEST_DB.database)
+      .withExposedPort(5432)
+      .asService();
+    return this.node(source, nodeImage)
+      .withServiceBinding(TEST_DB.alias, postgres)
+      .withEnvVariable("TEST_DATABASE_URL", testDatabaseUrl(TEST_DB.alias))
+      .withExec(UNIT_TEST_COMMAND)
+      .stdout();
+  }
+
+  /**
+   * Typecheck and lint the code, and lint the SQL migrations with squawk (blocks DROP COLUMN/TABLE,
+   * NOT NULL without a default, non-concurrent indexes and type changes; opt out per statement
+   * with `-- squawk-ignore <rule>`).
+   */
+  @func()
+  async lint(
+    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    source: Directory,
+    nodeImage = IMAGES.node,
+  ): Promise<string> {
+    let ctr = this.node(source, nodeImage).withExec([...INSTALL_COMMAND, "--prefix", "dagger"]);
+    for (const command of LINT_COMMANDS) ctr = ctr.withExec(command);
+    return ctr.stdout();
+  }
+
+  /**
+   * Scan an image with Trivy (vulnerabilities only). Fails when a finding at or above `severity`
+   * remains after `.trivyignore` and, by default, after dropping advisories with no fix yet.
+   * Returns the human-readable report. Without `image`, scans a fresh build of `source`.
+   */
+  @func()
+  async scan(
+    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    source: Directory,
+    image?: Container,
+    severity = "HIGH,CRITICAL",
+    ignoreUnfixed = true,
+    trivyImage = TRIVY_IMAGE,
+  ): Promise<string> {
+    const scanned = this.trivy(source, image ?? this.build(source), severity, ignoreUnfixed, trivyImage);
+    return this.gate(scanned, severity);
+  }
+
+  /**
+   * The scan's reports as files: report.json, report.sarif (for code scanning) and report.txt.
+   * Does not fail on findings; use `scan` or `ci` to gate.
+   */
+  @func()
+  scanReports(
+    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    source: Directory,
+    image?: Container,
+    severity = "HIGH,CRITICAL",
+    ignoreUnfixed = true,
+    trivyImage = TRIVY_IMAGE,
+  ): Directory {
+    return this.trivy(source, image ?? this.build(source), severity, ignoreUnfixed, trivyImage)
+      .withExec(["trivy", ...trivyConvertArgs({ severity, format: "sarif", output: `${OUT}/report.sarif`, gate: false }, `${OUT}/report.json`)])
+      .withExec(["trivy", ...trivyConvertArgs({ severity, format: "table", output: `${OUT}/report.txt`, gate: false }, `${OUT}/report.json`)])
+      .directory(OUT);
+  }
+
+  /**
+   * Build, scan and push the image to `registry/repository:tag`. Only the exact image that passed
+   * the scan is pushed. Returns the pushed reference with its digest.
+   */
+  @func()
+  async publish(
+    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    source: Directory,
+    registry: string,
+    repository: string,
+    username: string,
+    password: Secret,
+    tag: string,
+    severity = "HIGH,CRITICAL",
+    ignoreUnfixed = true,
+    trivyImage = TRIVY_IMAGE,
+  ): Promise<string> {
+    const ref = imageReference(registry, repository, tag);
+    const image = this.build(source, tag);
+    await this.gate(this.trivy(source, image, severity, ignoreUnfixed, trivyImage), severity);
+    return image.withRegistryAuth(registry, username, password).publish(ref);
+  }
+
+  /**
+   * The main job: lint and unit tests alongside build and scan, then (only when registry
+   * credentials are given, and only if everything passed) publish the scanned image.
+   */
+  @func()
+  async ci(
+    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    source: Directory,
+    version = "dev",
+    registry = "",
+    repository = "",
+    username = "",
+    password?: Secret,
+    severity = "HIGH,CRITICAL",
+    ignoreUnfixed = true,
+    nodeImage = IMAGES.node,
+    postgresImage = IMAGES.postgres,
+    trivyImage = TRIVY_IMAGE,
+  ): Promise<string> {
+    const image = this.build(source, version);
+    const [, test, report] = await Promise.all([
+      this.lint(source, nodeImage),
+      this.test(source, nodeImage, postgresImage),
+      this.gate(this.trivy(source, image, severity, ignoreUnfixed, trivyImage), severity),
+    ]);
+    const lines = ["lint: passed", `unit tests: passed (${lastLine(test)})`, `scan: passed (${severity})`];
+    if (registry && password) {
+      const ref = imageReference(registry, repository, version);
+      lines.push(`published: ${await image.withRegistryAuth(registry, username, password).publish(ref)}`);
+    } else {
+      lines.push("publish: skipped (no registry credentials)");
+    }
+    return [...lines, "", report].join("\n").trimEnd();
+  }
+
+  /**
+   * Ship the compose file, scripts and proxy config to `dir` on the host over SSH (never touching
+   * its .env, backups or release history), then run `scripts/deploy.sh <tag>` there: a
+   * health-gated, zero-downtime roll. Fails when the script fails.
+   */
+  @func()
+  async deploy(
+    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    source: Directory,
+    host: string,
+    user: string,
+    sshKey: Secret,
+    knownHosts: Secret,
+    tag: string,
+    dir = "/opt/slipway",
+    port = 22,
+    timeout = 60,
+    sshImage = IMAGES.ssh,
+  ): Promise<string> {
+    const target = this.target(host, user, port);
+    const bundle = source.filter({ include: ["docker-compose.prod.yml", ".env.example", "RUNBOOK.md", "scripts/**", "proxy/**"] });
+    return this.ssh(sshImage, sshKey, knownHosts)
+      .withDirectory("/bundle", bundle)
+      .withExec(shipArgv(target, "/bundle", dir))
+      .withExec(sshArgv(target, remoteScriptCommand({ dir, script: "deploy", tag, args: ["--timeout", String(timeout)] })))
+      .combinedOutput();
+  }
+
+  /**
+   * Roll the host back with `scripts/rollback.sh [tag]`: to the previous release in its history,
+   * or to `tag`. Zero downtime, no migrations.
+   */
+  @func()
+  async rollback(host: string, user: string, sshKey: Secret, knownHosts: Secret, tag?: string, dir = "/opt/slipway", port = 22, sshImage = IMAGES.ssh): Promise<string> {
+    return this.runHostScript("rollback", host, user, sshKey, knownHosts, dir, port, sshImage, tag);
+  }
+
+  /**
+   * Take a database backup on the host with `scripts/backup.sh` (into `dir`/backups).
+   */
+  @func()
+  async backup(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = IMAGES.ssh): Promise<string> {
+    return this.runHostScript("backup", host, user, sshKey, knownHosts, dir, port, sshImage);
+  }
+
+  /**
+   * Show the host's running release, health, deploy lock and last releases (`scripts/status.sh`).
+   */
+  @func()
+  async status(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = IMAGES.ssh): Promise<string> {
+    return this.runHostScript("status", host, user, sshKey, knownHosts, dir, port, sshImage);
+  }
+
+  // --- composition helpers (not exposed as functions) ---------------------------------
+
+  private node(source: Directory, nodeImage: string): Container {
+    return dag
+      .container()
+      .from(nodeImage)
+      .withMountedCache("/root/.npm", dag.cacheVolume("slipway-npm"))
+      .withDirectory("/src", source)
+      .withWorkdir("/src")
+      .withExec(INSTALL_COMMAND);
+  }
+
+  /** Runs the scan once to JSON; the table, SARIF and the gate are rendered from that report. */
+  private trivy(source: Directory, image: Container, severity: string, ignoreUnfixed: boolean, trivyImage: string): Container {
+    const ignore = source.filter({ include: [".trivyignore"] });
+    return dag
+      .container()
+      .from(trivyImage)
+      .withMountedCache("/cache/trivy", dag.cacheVolume("slipway-trivy-db"))
+      .withFile("/scan/image.tar", image.asTarball())
+      .withDirectory("/scan/config", ignore)
+      .withExec([
+        "sh", "-c",
+        // A missing .trivyignore is fine: point Trivy at an empty one.
+        "test -f /scan/config/.trivyignore || touch /scan/config/.trivyignore",
+      ])
+      .withExec([
+        "trivy",
+        ...trivyScanArgs({
+          input: "/scan/image.tar",
+          severity,
+          ignoreUnfixed,
+          ignoreFile: "/scan/config/.trivyignore",
+          format: "json",
+          output: `${OUT}/report.json`,
+          cacheDir: "/cache/trivy",
+          offline: false,
+          gate: false,
+        }),
+      ]);
+  }
+
+  /** Fails unless both Trivy's exit code and the JSON report say the image is clean. */
+  private async gate(scanned: Container, severity: string): Promise<string> {
+    const rendered = scanned.withExec(
+      ["trivy", ...trivyConvertArgs({ severity, format: "table", gate: true }, `${OUT}/report.json`)],
+      { expect: ReturnType.Any },
+    );
+    const [code, table, json] = await Promise.all([rendered.exitCode(), rendered.stdout(), scanned.file(`${OUT}/report.json`).contents()]);
+    const verdict = gateReport(json, severity);
+    if (code !== 0 && code !== SCAN_GATE_EXIT_CODE) throw new Error(`trivy failed (exit ${code}); the image is not cleared:\n${table}`);
+    if ((code === SCAN_GATE_EXIT_CODE) !== verdict.blocked) throw new Error("trivy's exit code and its JSON report disagree; the image is not cleared");
+    const blockers = releaseBlockers(verdict);
+    if (blockers) throw new Error(`${table}\n${blockers}`);
+    return table;
+  }
+
+  private target(host: string, user: string, port: number): SshTarget {
+    return { host, user, port, keyPath: SSH_KEY, knownHostsPath: KNOWN_HOSTS };
+  }
+
+  private ssh(sshImage: string, sshKey: Secret, knownHosts: Secret): Container {
+    return dag
+      .container()
+      .from(sshImage)
+      .withExec(["apk", "add", "--no-cache", "openssh-client", "bash", "tar"])
+      .withMountedSecret(SSH_KEY, sshKey, { mode: 0o600 })
+      .withMountedSecret(KNOWN_HOSTS, knownHosts, { mode: 0o644 })
+      // Every call must really reach the host, never come from Dagger's cache.
+      .withEnvVariable("SLIPWAY_RUN_AT", new Date().toISOString());
+  }
+
+  private async runHostScript(
+    script: HostScript, host: string, user: string, sshKey: Secret, knownHosts: Secret,
+    dir: string, port: number, sshImage: string, tag?: string,
+  ): Promise<string> {
+    const target = this.target(host, user, port);
+    return this.ssh(sshImage, sshKey, knownHosts)
+      .withExec(sshArgv(target, remoteScriptCommand({ dir, script, tag })))
+      .combinedOutput();
+  }
+}
+
+function lastLine(text: string): string {
+  return text.trim().split("\n").filter(Boolean).at(-1)?.trim() ?? "";
+}
