@@ -19,6 +19,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     return503OnClosing: false,
     forceCloseConnections: "idle",
     requestIdHeader: "x-request-id",
+    // JSON bodies keep their types ({"name": 42} is a 400); path and query are matched by pattern.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   });
   registerHealthRoutes(app, {
     db: opts.db,

@@ -6,19 +6,14 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
 cache=${SLIPWAY_TESTENV_CACHE:-$HOME/.cache/slipway-testenv}
 base_image=slipway-testenv/bookworm-minbase:1
 
 log() { printf '%s [standins] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# The pins live in the product files; read them from there so the two never disagree.
-pinned_images() {
-  sed -n 's/^ARG NODE_IMAGE=//p' "$repo/Dockerfile"
-  sed -n 's/^ARG NGINX_IMAGE=//p' "$repo/proxy/Dockerfile"
-  # shellcheck disable=SC2016 # a literal ${...} is what the compose file holds
-  sed -n 's/.*\${POSTGRES_IMAGE:-\([^}]*\)}.*/\1/p' "$repo/docker-compose.prod.yml" | head -n1
-}
+# shellcheck source=testenv/pins.sh
+source "$here/pins.sh"
+pinned_images() { pin_node; pin_nginx; pin_postgres; }
 
 ensure_base() {
   docker image inspect "$base_image" >/dev/null 2>&1 && return 0

@@ -7,11 +7,10 @@ export interface Item {
   created_at: string;
 }
 
-const idParams = {
-  type: "object",
-  required: ["id"],
-  properties: { id: { type: "integer", minimum: 1, maximum: 9007199254740991 } },
-} as const;
+/** Path and query values arrive as strings; these patterns admit positive integers only. */
+const positiveInt = { type: "string", pattern: "^[1-9][0-9]{0,14}$" } as const;
+const idParams = { type: "object", required: ["id"], properties: { id: positiveInt } } as const;
+const listQuery = { type: "object", properties: { limit: { type: "string", pattern: "^(?:[1-9][0-9]{0,2}|1000)$" } } } as const;
 
 const createBody = {
   type: "object",
@@ -28,22 +27,19 @@ export function registerItemRoutes(app: FastifyInstance, db: Queryable): void {
     return reply.code(201).send(rows[0]);
   });
 
-  app.get<{ Querystring: { limit?: number } }>(
-    "/api/items",
-    { schema: { querystring: { type: "object", properties: { limit: { type: "integer", minimum: 1, maximum: 1000 } } } } },
-    async (req) => {
-      const { rows } = await db.query<Item>(`SELECT ${COLUMNS} FROM items ORDER BY id DESC LIMIT $1`, [req.query.limit ?? 100]);
-      return rows;
-    },
-  );
+  app.get<{ Querystring: { limit?: string } }>("/api/items", { schema: { querystring: listQuery } }, async (req) => {
+    const limit = Number(req.query.limit ?? 100);
+    const { rows } = await db.query<Item>(`SELECT ${COLUMNS} FROM items ORDER BY id DESC LIMIT $1`, [limit]);
+    return rows;
+  });
 
-  app.get<{ Params: { id: number } }>("/api/items/:id", { schema: { params: idParams } }, async (req, reply) => {
+  app.get<{ Params: { id: string } }>("/api/items/:id", { schema: { params: idParams } }, async (req, reply) => {
     const { rows } = await db.query<Item>(`SELECT ${COLUMNS} FROM items WHERE id = $1`, [req.params.id]);
     if (rows.length === 0) return reply.code(404).send({ error: "not_found", message: `item ${req.params.id} does not exist` });
     return rows[0];
   });
 
-  app.delete<{ Params: { id: number } }>("/api/items/:id", { schema: { params: idParams } }, async (req, reply) => {
+  app.delete<{ Params: { id: string } }>("/api/items/:id", { schema: { params: idParams } }, async (req, reply) => {
     const { rowCount } = await db.query("DELETE FROM items WHERE id = $1", [req.params.id]);
     if (!rowCount) return reply.code(404).send({ error: "not_found", message: `item ${req.params.id} does not exist` });
     return reply.code(204).send();

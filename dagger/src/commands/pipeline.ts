@@ -12,7 +12,7 @@ export const LINT_COMMANDS = [
 /** Postgres for unit tests: the env the test suite reads, and the service's own settings. */
 export const TEST_DB = { alias: "db", user: "postgres", password: "slipway-test", database: "slipway_test" } as const;
 export const testDatabaseUrl = (host: string, port = 5432) =>
-  `postgres://${TEST_DB.user}:${TEST_DB.password}@${host}:${port}/${TEST_DB.database}`;
+  `postgres://${TEST_DB.user}:${TEST_DB.password}@${host}:${port}/${TEST_DB.database}?sslmode=disable`;
 
 /** Default images, each overridable by a function argument (for registry mirrors). */
 export const IMAGES = {

@@ -1,0 +1,24 @@
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "./config.js";
+
+describe("loadConfig", () => {
+  const base = { DATABASE_URL: "postgres://u:p@db:5432/app" };
+
+  it("applies defaults", () => {
+    const c = loadConfig(base);
+    expect(c).toMatchObject({ port: 3000, host: "0.0.0.0", version: "dev", logLevel: "info", shutdownGraceMs: 20_000 });
+  });
+
+  it("reads the build's APP_VERSION", () => {
+    expect(loadConfig({ ...base, APP_VERSION: "v2" }).version).toBe("v2");
+  });
+
+  it("refuses a missing DATABASE_URL with the fix in the message", () => {
+    expect(() => loadConfig({})).toThrow(/DATABASE_URL is not set; set it/);
+  });
+
+  it("refuses a malformed number and an unknown log level", () => {
+    expect(() => loadConfig({ ...base, PORT: "80a" })).toThrow(/PORT="80a" is not a non-negative integer/);
+    expect(() => loadConfig({ ...base, LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL=loud is unknown/);
+  });
+});

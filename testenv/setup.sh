@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Test scaffolding, never product code. Brings a fresh machine to the point where `vitest`
+# can run every test for real: Docker engine, base images (real or stand-in), the Dagger
+# module's dependencies, Trivy and the test-DB writer, actionlint, and a Postgres for the
+# unit tests. Idempotent and quick when everything is already there.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+state="$repo/.testenv"
+tools=${SLIPWAY_TOOLS_CACHE:-$HOME/.cache/slipway-tools}
+pg_container=slipway-test-postgres
+pg_port=${SLIPWAY_TEST_PG_PORT:-55432}
+actionlint_version=1.7.7
+
+# shellcheck source=testenv/pins.sh
+source "$here/pins.sh"
+
+log() { printf '%s [setup] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+dagger_deps() {
+  [[ -d "$repo/dagger/node_modules/@dagger.io/dagger" ]] && return 0
+  log "installing the Dagger module's dependencies (npm ci --prefix dagger)"
+  npm ci --prefix "$repo/dagger" --no-audit --no-fund >/dev/null
+}
+
+go_tools() {
+  "$here/build-trivy.sh" >"$state/trivy-path"
+  if [[ ! -x "$tools/trivydb" || "$here/trivydb/main.go" -nt "$tools/trivydb" ]]; then
+    log "building the test vulnerability-DB writer"
+    (cd "$here/trivydb" && go build -o "$tools/trivydb" .)
+  fi
+  echo "$tools/trivydb" >"$state/trivydb-path"
+  if [[ ! -x "$tools/actionlint-$actionlint_version/actionlint" ]]; then
+    log "building actionlint v$actionlint_version"
+    GOBIN="$tools/actionlint-$actionlint_version" go install "github.com/rhysd/actionlint/cmd/actionlint@v$actionlint_version"
+  fi
+  echo "$tools/actionlint-$actionlint_version/actionlint" >"$state/actionlint-path"
+}
+
+test_postgres() {
+  local image _
+  image=$(pin_postgres)
+  if [[ -z "$(docker ps -q -f "name=^${pg_container}$")" ]]; then
+    docker rm -f "$pg_container" >/dev/null 2>&1 || true
+    log "starting $image as $pg_container on 127.0.0.1:$pg_port for the unit tests"
+    docker run -d --name "$pg_container" -p "127.0.0.1:$pg_port:5432" \
+      -e POSTGRES_USER=postgres -e POSTGRES_PASSWORD=slipway-test -e POSTGRES_DB=slipway_test \
+      --tmpfs /var/lib/postgresql/data "$image" >/dev/null
+  fi
+  for _ in $(seq 1 60); do
+    if docker exec "$pg_container" pg_isready -h 127.0.0.1 -U postgres >/dev/null 2>&1; then
+      echo "postgres://postgres:slipway-test@127.0.0.1:$pg_port/slipway_test?sslmode=disable" >"$state/database-url"
+      return 0
+    fi
+    sleep 1
+  done
+  log "test Postgres did not become ready; docker logs $pg_container"
+  return 1
+}
+
+main() {
+  mkdir -p "$state" "$tools"
+  "$here/install-host.sh"
+  dagger_deps
+  "$here/standins.sh"
+  go_tools
+  test_postgres
+  log "test environment ready"
+}
+
+main "$@"
