@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     reporters: ["default"],
+    // One Docker engine and one port 8000: test files run one at a time.
+    fileParallelism: false,
     projects: [
       {
         test: {
@@ -16,8 +18,6 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
-          // One Docker engine, one port 8000: the stack tests run one file at a time, in order.
-          fileParallelism: false,
           sequence: { concurrent: false },
           testTimeout: 600_000,
           hookTimeout: 900_000,

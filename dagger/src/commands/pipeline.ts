@@ -26,7 +26,7 @@ export function imageReference(registry: string, repository: string, tag: string
   if (!/^[a-z0-9.-]+(?::[0-9]+)?$/.test(registry)) {
     throw new Error(`invalid registry ${JSON.stringify(registry)}: use a host[:port], e.g. ghcr.io`);
   }
-  if (!/^[a-z0-9]+(?:[._\/-][a-z0-9]+)*$/.test(repository)) {
+  if (!/^[a-z0-9]+(?:[._/-][a-z0-9]+)*$/.test(repository)) {
     throw new Error(`invalid repository ${JSON.stringify(repository)}: use lowercase path segments, e.g. acme/slipway-api`);
   }
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {

@@ -10,7 +10,7 @@ const DIR = /^\/(?:[A-Za-z0-9_][A-Za-z0-9_.-]*\/?)*$/;
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\[?[0-9A-Fa-f:]+\]?$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 /** Script flags and their values: `--no-pull`, `--timeout`, `60`, `backups`. */
-const ARG = /^(?:--?[a-z][a-z-]*|[A-Za-z0-9_][A-Za-z0-9_.\/-]*)$/;
+const ARG = /^(?:--?[a-z][a-z-]*|[A-Za-z0-9_][A-Za-z0-9_./-]*)$/;
 
 function check(kind: string, value: string, rule: RegExp, fix: string): string {
   if (!rule.test(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: ${fix}`);

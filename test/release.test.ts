@@ -1,0 +1,188 @@
+/**
+ * The production stack's acceptance list, in order, on a real Docker engine: the real
+ * Dockerfile, docker-compose.prod.yml and host scripts, unchanged.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describeFailures, startLoad, type LoadResult } from "./support/load.js";
+import { buildImages, getJson, Stack } from "./support/stack.js";
+
+const CLIENTS = 12;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function underLoad<T>(stack: Stack, action: () => Promise<T>): Promise<{ result: T; load: LoadResult }> {
+  const load = startLoad({ baseUrl: stack.url, clients: CLIENTS, maxSeconds: 180 });
+  await sleep(1_000);
+  const result = await action();
+  await sleep(1_000);
+  return { result, load: await load.stop() };
+}
+
+function report(label: string, load: LoadResult): void {
+  const writes = load.samples.filter((s) => s.kind === "write").length;
+  console.log(`${label}: ${load.sent} requests (${writes} writes) from ${CLIENTS} clients, ${load.failed.length} failed (${describeFailures(load)})`);
+}
+
+async function countItems(stack: Stack, ids?: number[]): Promise<number> {
+  const client = new pg.Client({ connectionString: await stack.databaseUrl() });
+  await client.connect();
+  try {
+    const q = ids ? await client.query("SELECT count(*)::int AS n FROM items WHERE id = ANY($1::bigint[])", [ids]) : await client.query("SELECT count(*)::int AS n FROM items");
+    return q.rows[0].n;
+  } finally {
+    await client.end();
+  }
+}
+
+describe.sequential("production stack", () => {
+  const stack = new Stack({ port: 8000, tag: "v1" });
+
+  beforeAll(async () => {
+    await buildImages();
+    stack.install();
+    await stack.up();
+  });
+  afterAll(async () => {
+    await stack.down();
+  });
+
+  it("1. starts with `up -d --wait` and /health on :8000 is 200 with every check passing", async () => {
+    const { status, body } = await getJson("http://localhost:8000/health");
+    expect(status).toBe(200);
+    expect(body).toEqual({ status: "ok", version: "v1", checks: { database: "ok", migrations: "ok" } });
+  });
+
+  it("2. deploy.sh v2 rolls from v1 under reads and writes from 12 clients with no failed request", async () => {
+    const { result, load } = await underLoad(stack, () => stack.script("deploy", ["--no-pull", "v2"]));
+    report("deploy v1->v2", load);
+    expect(result.exitCode, result.all).toBe(0);
+    expect(load.sent).toBeGreaterThan(100);
+    expect(load.failed, describeFailures(load)).toEqual([]);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+    expect(await countItems(stack, load.createdIds)).toBe(load.createdIds.length);
+    expect(stack.read(".env")).toMatch(/^API_TAG=v2$/m);
+    const last = stack.read("releases.log").trim().split("\n").at(-1)!.split("\t");
+    expect(last[1]).toBe("deploy");
+    expect(last[2]).toBe("v2");
+    expect(last[3]).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(last[4]).toBe("v1");
+    expect(result.all).toMatch(/health: healthy/);
+  });
+
+  it("3. rollback.sh returns to v1 under the same load with no failed request", async () => {
+    const { result, load } = await underLoad(stack, () => stack.script("rollback"));
+    report("rollback v2->v1", load);
+    expect(result.exitCode, result.all).toBe(0);
+    expect(load.failed, describeFailures(load)).toEqual([]);
+    const health = await getJson(`${stack.url}/health`);
+    expect(health.status).toBe(200);
+    expect(health.body.version).toBe("v1");
+    expect(stack.read(".env")).toMatch(/^API_TAG=v1$/m);
+    expect(stack.read("releases.log")).toMatch(/\trollback\tv1\tsha256:[0-9a-f]{64}\tv2\t/);
+  });
+
+  it("4. backup.sh writes a whole dump; restore.sh brings back rows from before it and drops rows after it", async () => {
+    const post = (name: string) =>
+      fetch(`${stack.url}/api/items`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name }) }).then((r) => r.json());
+    const before = await post("written-before-backup");
+    const backup = await stack.script("backup");
+    expect(backup.exitCode, backup.all).toBe(0);
+    const file = backup.stdout.trim();
+    expect(file).toMatch(/backups\/slipway-\d{8}T\d{6}Z\.sql$/);
+    expect(readFileSync(file, "utf8").length).toBeGreaterThan(0);
+    expect((await import("node:fs")).statSync(file).mode & 0o777).toBe(0o600);
+    const after = await post("written-after-backup");
+
+    const restore = await stack.script("restore", [file, "--yes"]);
+    expect(restore.exitCode, restore.all).toBe(0);
+    expect(await countItems(stack, [before.id])).toBe(1);
+    expect(await countItems(stack, [after.id])).toBe(0);
+    expect(restore.all).toMatch(/safety backup/);
+    expect((await getJson(`${stack.url}/health`)).status).toBe(200);
+  });
+
+  describe.sequential("5. faults", () => {
+    it("an image that never turns healthy: deploy fails, v1 keeps serving with no failed request, .env and history unchanged", async () => {
+      const env = stack.read(".env");
+      const history = stack.read("releases.log");
+      const { result, load } = await underLoad(stack, () => stack.script("deploy", ["--no-pull", "--skip-backup", "--timeout", "8", "unhealthy"]));
+      report("failed deploy (never healthy)", load);
+      expect(result.exitCode).not.toBe(0);
+      expect(result.all).toMatch(/never became healthy within 8s; removed .*the old release keeps serving/);
+      expect(load.failed, describeFailures(load)).toEqual([]);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+      expect(stack.read(".env")).toBe(env);
+      expect(stack.read("releases.log")).toBe(history);
+      const { stdout } = await stack.compose(["ps", "-q", "api"]);
+      expect(stdout.trim().split("\n")).toHaveLength(1);
+    });
+
+    it("a failing migration stops the deploy before the switch", async () => {
+      const env = stack.read(".env");
+      const result = await stack.script("deploy", ["--no-pull", "--skip-backup", "badmigration"]);
+      expect(result.exitCode).not.toBe(0);
+      expect(result.all).toMatch(/migrations of badmigration failed; nothing was switched/);
+      expect(result.all).not.toMatch(/switching the proxy/);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+      expect(stack.read(".env")).toBe(env);
+    });
+
+    it("a second concurrent deploy is refused at once, naming the holder", async () => {
+      const first = stack.script("deploy", ["--no-pull", "v2"]);
+      for (let i = 0; i < 100 && !stack.read(".deploy.lock").includes("op=deploy:v2"); i++) await sleep(100);
+      const started = Date.now();
+      const second = await stack.script("deploy", ["--no-pull", "v2"]);
+      expect(second.exitCode).not.toBe(0);
+      expect(second.all).toMatch(/another release operation holds the deploy lock \(pid=\d+ user=\S+ op=deploy:v2/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const done = await first;
+      expect(done.exitCode, done.all).toBe(0);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+    });
+
+    it("a malformed tag is refused before anything runs", async () => {
+      const env = stack.read(".env");
+      const history = stack.read("releases.log");
+      const lock = stack.read(".deploy.lock");
+      const result = await stack.script("deploy", ["v1;rm -rf /"]);
+      expect(result.exitCode).not.toBe(0);
+      expect(result.all.trim().split("\n")).toHaveLength(1);
+      expect(result.all).toMatch(/invalid tag 'v1;rm -rf \/'/);
+      expect(stack.read(".env")).toBe(env);
+      expect(stack.read("releases.log")).toBe(history);
+      expect(stack.read(".deploy.lock")).toBe(lock);
+    });
+
+    it("a truncated dump is refused and the data is untouched; a missing file is named", async () => {
+      const backup = await stack.script("backup");
+      const file = backup.stdout.trim();
+      const whole = readFileSync(file, "utf8");
+      const truncated = join(stack.dir, "backups", "truncated.sql");
+      writeFileSync(truncated, whole.slice(0, Math.floor(whole.length / 2)));
+      const rows = await countItems(stack);
+      const result = await stack.script("restore", [truncated, "--yes"]);
+      expect(result.exitCode).not.toBe(0);
+      expect(result.all).toMatch(/truncated or not a pg_dump file .*nothing was changed/);
+      expect(await countItems(stack)).toBe(rows);
+
+      const missing = await stack.script("restore", ["backups/nope.sql", "--yes"]);
+      expect(missing.exitCode).not.toBe(0);
+      expect(missing.all).toMatch(/backup file 'backups\/nope.sql' does not exist/);
+    });
+
+    it("a dump that fails half-way through restore changes nothing", async () => {
+      const backup = await stack.script("backup");
+      const whole = readFileSync(backup.stdout.trim(), "utf8");
+      // A complete-looking dump with a bad statement after the DROPs: the transaction must undo them.
+      const broken = join(stack.dir, "backups", "broken.sql");
+      writeFileSync(broken, whole.replace(/^CREATE TABLE public\.items/m, "CREATE TABLE public.items_oops (x int);\nSELECT no_such_function();\nCREATE TABLE public.items"));
+      const rows = await countItems(stack);
+      const result = await stack.script("restore", [broken, "--yes"]);
+      expect(result.exitCode).not.toBe(0);
+      expect(result.all).toMatch(/failed and was rolled back; the database is unchanged/);
+      expect(await countItems(stack)).toBe(rows);
+    });
+  });
+});

@@ -1,0 +1,98 @@
+import http from "node:http";
+
+/** One request's outcome; `ok` means a 2xx answer (a 4xx from our own input would be a bug too). */
+export interface Sample {
+  at: number;
+  ms: number;
+  kind: "read" | "write";
+  status: number;
+  error?: string;
+}
+
+export interface LoadResult {
+  samples: Sample[];
+  sent: number;
+  failed: Sample[];
+  /** Ids of items whose POST returned 201: they must all still exist afterwards. */
+  createdIds: number[];
+}
+
+export interface LoadOptions {
+  baseUrl: string;
+  clients: number;
+  /** Hard bound on the run, whatever happens to `stop`. */
+  maxSeconds: number;
+}
+
+/**
+ * A bounded loopback load generator: each client alternates GET /health and POST /api/items
+ * on its own keep-alive connection until stopped. Every non-2xx answer and every connection
+ * error counts as a failure.
+ */
+export function startLoad(opts: LoadOptions): { stop: () => Promise<LoadResult> } {
+  const samples: Sample[] = [];
+  const createdIds: number[] = [];
+  const deadline = Date.now() + opts.maxSeconds * 1000;
+  let running = true;
+  const url = new URL(opts.baseUrl);
+
+  const request = (agent: http.Agent, kind: Sample["kind"], n: number) =>
+    new Promise<void>((resolve) => {
+      const start = performance.now();
+      const body = kind === "write" ? JSON.stringify({ name: `load-${n}` }) : undefined;
+      const req = http.request(
+        {
+          host: url.hostname,
+          port: url.port,
+          agent,
+          method: kind === "write" ? "POST" : "GET",
+          path: kind === "write" ? "/api/items" : "/health",
+          headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {},
+          timeout: 10_000,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const status = res.statusCode ?? 0;
+            if (kind === "write" && status === 201) createdIds.push(JSON.parse(Buffer.concat(chunks).toString()).id);
+            samples.push({ at: Date.now(), ms: performance.now() - start, kind, status });
+            resolve();
+          });
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", (err) => {
+        samples.push({ at: Date.now(), ms: performance.now() - start, kind, status: 0, error: err.message });
+        resolve();
+      });
+      req.end(body);
+    });
+
+  const client = async (id: number) => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    for (let n = 0; running && Date.now() < deadline; n++) {
+      await request(agent, n % 2 === 0 ? "read" : "write", id * 1_000_000 + n);
+    }
+    agent.destroy();
+  };
+  const clients = Promise.all(Array.from({ length: opts.clients }, (_, i) => client(i)));
+
+  return {
+    async stop() {
+      running = false;
+      await clients;
+      const failed = samples.filter((s) => s.status < 200 || s.status >= 300);
+      return { samples, sent: samples.length, failed, createdIds };
+    },
+  };
+}
+
+export function describeFailures(result: LoadResult): string {
+  const byCause = new Map<string, number>();
+  for (const f of result.failed) {
+    const key = f.error ?? `HTTP ${f.status} on ${f.kind}`;
+    byCause.set(key, (byCause.get(key) ?? 0) + 1);
+  }
+  return [...byCause].map(([k, v]) => `${v} x ${k}`).join(", ") || "none";
+}

@@ -1,0 +1,114 @@
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { execa, type Options } from "execa";
+import { DEPLOY_BUNDLE } from "../../dagger/src/commands/ssh.js";
+import { repoRoot } from "./database.js";
+
+export const API_IMAGE = "slipway/api";
+
+const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [stack] ${msg}\n`);
+
+/** Builds the release images with the real Dockerfile, plus the fault images derived from v1. */
+export async function buildImages(): Promise<void> {
+  for (const version of ["v1", "v2"]) {
+    log(`docker build --build-arg APP_VERSION=${version} -t ${API_IMAGE}:${version} .`);
+    await execa("docker", ["build", "-q", "--build-arg", `APP_VERSION=${version}`, "-t", `${API_IMAGE}:${version}`, "."], { cwd: repoRoot });
+  }
+  await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:unhealthy`, "-f", "unhealthy.Dockerfile", "."], {
+    cwd: join(repoRoot, "test/fixtures"),
+  });
+  await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:badmigration`, "-f", "badmigration.Dockerfile", "."], {
+    cwd: join(repoRoot, "test/fixtures"),
+  });
+}
+
+export interface StackOptions {
+  /** Published proxy port. */
+  port: number;
+  tag?: string;
+  apiImage?: string;
+  dir?: string;
+}
+
+/** A Slipway deployment directory (the shipped bundle plus .env) and its compose project. */
+export class Stack {
+  readonly dir: string;
+  readonly project: string;
+  readonly port: number;
+  readonly password = randomBytes(16).toString("hex");
+
+  constructor(readonly opts: StackOptions) {
+    this.dir = opts.dir ?? mkdtempSync(join(tmpdir(), "slipway-stack-"));
+    this.project = `slipwayt${randomBytes(3).toString("hex")}`;
+    this.port = opts.port;
+  }
+
+  /** Copies exactly what `deploy` ships, and writes a .env as an operator would. */
+  install(): this {
+    for (const entry of DEPLOY_BUNDLE) cpSync(join(repoRoot, entry), join(this.dir, entry), { recursive: true });
+    this.writeEnv();
+    return this;
+  }
+
+  writeEnv(): void {
+    const env = readFileSync(join(this.dir, ".env.example"), "utf8")
+      .replace(/^COMPOSE_PROJECT_NAME=.*$/m, `COMPOSE_PROJECT_NAME=${this.project}`)
+      .replace(/^API_IMAGE=.*$/m, `API_IMAGE=${this.opts.apiImage ?? API_IMAGE}`)
+      .replace(/^API_TAG=.*$/m, `API_TAG=${this.opts.tag ?? "v1"}`)
+      .replace(/^HTTP_BIND=.*$/m, "HTTP_BIND=127.0.0.1")
+      .replace(/^HTTP_PORT=.*$/m, `HTTP_PORT=${this.port}`)
+      .replace(/^POSTGRES_PASSWORD=.*$/m, `POSTGRES_PASSWORD=${this.password}`);
+    writeFileSync(join(this.dir, ".env"), env, { mode: 0o600 });
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  compose(args: string[], opts: Options = {}) {
+    return execa("docker", ["compose", "-f", "docker-compose.prod.yml", ...args], { cwd: this.dir, ...opts });
+  }
+
+  async up(): Promise<void> {
+    log(`${this.project}: docker compose up -d --wait (in ${this.dir})`);
+    await this.compose(["up", "-d", "--wait", "--wait-timeout", "120"]);
+  }
+
+  /** Runs a host script from the deployment directory, as an operator would. */
+  script(name: string, args: string[] = [], opts: Options = {}) {
+    return execa("bash", [`scripts/${name}.sh`, ...args], {
+      cwd: this.dir,
+      reject: false,
+      all: true,
+      env: { SLIPWAY_LOCK_FILE: join(this.dir, ".deploy.lock"), ...opts.env },
+      ...opts,
+    });
+  }
+
+  read(file: string): string {
+    try {
+      return readFileSync(join(this.dir, file), "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  /** A connection string to the stack's database, through the db container's own address. */
+  async databaseUrl(): Promise<string> {
+    const id = String((await this.compose(["ps", "-q", "db"])).stdout);
+    const { stdout: ip } = await execa("docker", ["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id.trim()]);
+    return `postgres://slipway:${this.password}@${ip.trim()}:5432/slipway?sslmode=disable`;
+  }
+
+  async down(): Promise<void> {
+    await this.compose(["down", "-v", "--remove-orphans", "-t", "5"], { reject: false });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
