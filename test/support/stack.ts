@@ -2,7 +2,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { execa, type Options } from "execa";
+import { execa } from "execa";
 import { DEPLOY_BUNDLE } from "../../dagger/src/commands/ssh.js";
 import { repoRoot } from "./database.js";
 
@@ -22,6 +22,13 @@ export async function buildImages(): Promise<void> {
   await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:badmigration`, "-f", "badmigration.Dockerfile", "."], {
     cwd: join(repoRoot, "test/fixtures"),
   });
+}
+
+export interface ScriptResult {
+  exitCode: number;
+  stdout: string;
+  /** stdout and stderr interleaved, as an operator sees them. */
+  all: string;
 }
 
 export interface StackOptions {
@@ -67,8 +74,9 @@ export class Stack {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  compose(args: string[], opts: Options = {}) {
-    return execa("docker", ["compose", "-f", "docker-compose.prod.yml", ...args], { cwd: this.dir, ...opts });
+  async compose(args: string[], opts: { reject?: boolean } = {}): Promise<{ exitCode: number; stdout: string }> {
+    const r = await execa("docker", ["compose", "-f", "docker-compose.prod.yml", ...args], { cwd: this.dir, reject: opts.reject ?? true });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout) };
   }
 
   async up(): Promise<void> {
@@ -77,14 +85,14 @@ export class Stack {
   }
 
   /** Runs a host script from the deployment directory, as an operator would. */
-  script(name: string, args: string[] = [], opts: Options = {}) {
-    return execa("bash", [`scripts/${name}.sh`, ...args], {
+  async script(name: string, args: string[] = [], env: Record<string, string> = {}): Promise<ScriptResult> {
+    const r = await execa("bash", [`scripts/${name}.sh`, ...args], {
       cwd: this.dir,
       reject: false,
       all: true,
-      env: { SLIPWAY_LOCK_FILE: join(this.dir, ".deploy.lock"), ...opts.env },
-      ...opts,
+      env: { SLIPWAY_LOCK_FILE: join(this.dir, ".deploy.lock"), ...env },
     });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), all: String(r.all) };
   }
 
   read(file: string): string {
@@ -97,7 +105,7 @@ export class Stack {
 
   /** A connection string to the stack's database, through the db container's own address. */
   async databaseUrl(): Promise<string> {
-    const id = String((await this.compose(["ps", "-q", "db"])).stdout);
+    const id = (await this.compose(["ps", "-q", "db"])).stdout;
     const { stdout: ip } = await execa("docker", ["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id.trim()]);
     return `postgres://slipway:${this.password}@${ip.trim()}:5432/slipway?sslmode=disable`;
   }
