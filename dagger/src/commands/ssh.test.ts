@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { DEPLOY_BUNDLE, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget } from "./ssh.js";
+
+const target: SshTarget = { host: "app.example.com", user: "deploy", port: 2222, keyPath: "/k", knownHostsPath: "/kh" };
+
+describe("ssh command lines", () => {
+  it("verifies host keys against the given known_hosts and never trusts on first use", () => {
+    const argv = sshArgv(target, "true");
+    expect(argv.join(" ")).toContain("-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/kh");
+    expect(argv.join(" ")).not.toMatch(/StrictHostKeyChecking=(no|accept-new)/);
+    expect(argv).toContain("BatchMode=yes");
+    expect(argv.slice(-3)).toEqual(["deploy@app.example.com", "--", "true"]);
+    expect(argv.slice(argv.indexOf("-p"), argv.indexOf("-p") + 2)).toEqual(["-p", "2222"]);
+  });
+
+  it("builds the deploy command with every value quoted", () => {
+    expect(remoteScriptCommand({ dir: "/opt/slipway", script: "deploy", tag: "v2", args: ["--timeout", "60"] })).toBe(
+      "cd '/opt/slipway' && './scripts/deploy.sh' '--timeout' '60' 'v2'",
+    );
+    expect(remoteScriptCommand({ dir: "/srv/app", script: "rollback" })).toBe("cd '/srv/app' && './scripts/rollback.sh'");
+  });
+
+  it.each([
+    [{ tag: "v1; touch /tmp/pwned" }, /invalid tag/],
+    [{ dir: "/opt/$(id)" }, /invalid dir/],
+    [{ tag: "v1\nid" }, /invalid tag/],
+    [{ args: ["--timeout", "60\nid"] }, /invalid argument/],
+  ])("refuses injection %j", (bad, message) => {
+    expect(() => remoteScriptCommand({ dir: "/opt/slipway", script: "deploy", tag: "v2", ...bad })).toThrow(message);
+  });
+
+  it("ships only the bundle and never unpacks over host state", () => {
+    expect(DEPLOY_BUNDLE).not.toContain(".env");
+    const unpack = remoteUnpackCommand("/opt/slipway");
+    for (const kept of [".env", "releases.log", "backups"]) expect(unpack).toContain(`--exclude='${kept}'`);
+    const argv = shipArgv(target, "/bundle", "/opt/slipway");
+    expect(argv.slice(0, 4)).toEqual(["bash", "-o", "pipefail", "-c"]);
+    expect(argv[4]).toMatch(/^'tar' '-C' '\/bundle' '-cf' '-' 'docker-compose.prod.yml' .* \| 'ssh' /);
+  });
+});
