@@ -7,7 +7,7 @@
  */
 import { argument, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { IMAGES, imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
-import { type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget } from "./commands/ssh.js";
+import { DEPLOY_BUNDLE, type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget } from "./commands/ssh.js";
 import {
   gateReport,
   releaseBlockers,
@@ -191,7 +191,7 @@ export class Slipway {
     sshImage = IMAGES.ssh,
   ): Promise<string> {
     const target = this.target(host, user, port);
-    const bundle = source.filter({ include: ["docker-compose.prod.yml", ".env.example", "RUNBOOK.md", "scripts/**", "proxy/**"] });
+    const bundle = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]) });
     return this.ssh(sshImage, sshKey, knownHosts)
       .withDirectory("/bundle", bundle)
       .withExec(shipArgv(target, "/bundle", dir))

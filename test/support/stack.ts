@@ -60,7 +60,7 @@ export class Stack {
   }
 
   writeEnv(): void {
-    const env = readFileSync(join(this.dir, ".env.example"), "utf8")
+    const env = readFileSync(join(repoRoot, ".env.example"), "utf8")
       .replace(/^COMPOSE_PROJECT_NAME=.*$/m, `COMPOSE_PROJECT_NAME=${this.project}`)
       .replace(/^API_IMAGE=.*$/m, `API_IMAGE=${this.opts.apiImage ?? API_IMAGE}`)
       .replace(/^API_TAG=.*$/m, `API_TAG=${this.opts.tag ?? "v1"}`)

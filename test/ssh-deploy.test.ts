@@ -1,0 +1,128 @@
+/**
+ * The exact command lines the Dagger `deploy`/`rollback`/`status` functions send, run for real:
+ * the shipping pipeline and ssh against a real sshd on 127.0.0.1 (host key verified against a
+ * generated known_hosts), driving the real scripts against a real Docker stack that pulls its
+ * images from a real registry.
+ */
+import { existsSync, readFileSync, appendFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { remoteScriptCommand, shipArgv, sshArgv, type ScriptCall, type SshTarget } from "../dagger/src/commands/ssh.js";
+import { shellQuote } from "../dagger/src/commands/shell.js";
+import { repoRoot } from "./support/database.js";
+import { buildImages, getJson, Stack } from "./support/stack.js";
+import { TestRegistry, TestSshd } from "./support/sshd.js";
+
+const sshd = new TestSshd(2222);
+const registry = new TestRegistry(5000);
+const remoteDir = mkdtempSync(join(tmpdir(), "slipway-remote-"));
+const stack = new Stack({ port: 8001, tag: "v1", apiImage: `127.0.0.1:5000/slipway/api`, dir: remoteDir });
+
+const target = (): SshTarget => ({ host: "127.0.0.1", user: "root", port: sshd.port, keyPath: sshd.keyPath, knownHostsPath: sshd.knownHostsPath });
+
+async function run(argv: string[]) {
+  const [cmd, ...args] = argv;
+  const r = await execa(cmd!, args, { reject: false, all: true, env: { SLIPWAY_LOCK_FILE: join(remoteDir, ".deploy.lock") } });
+  return { exitCode: r.exitCode ?? -1, all: String(r.all) };
+}
+
+/** What `dagger call deploy` runs: ship the bundle, then the script. */
+async function daggerDeploy(tag: string) {
+  const ship = await run(shipArgv(target(), repoRoot, remoteDir));
+  if (ship.exitCode !== 0) return ship;
+  return run(sshArgv(target(), remoteScriptCommand({ dir: remoteDir, script: "deploy", tag, args: ["--timeout", "60"] })));
+}
+
+const remote = (call: Omit<ScriptCall, "dir">) => run(sshArgv(target(), remoteScriptCommand({ dir: remoteDir, ...call })));
+
+beforeAll(async () => {
+  await buildImages();
+  await Promise.all([sshd.start(), registry.start()]);
+  await registry.push("slipway/api:v1", "slipway/api:v1");
+  await registry.push("slipway/api:v2", "slipway/api:v2");
+  // The operator's .env is on the host before the first deploy; shipping never writes it.
+  stack.writeEnv();
+  // Drop local copies so the deploy really pulls from the registry.
+  await execa("docker", ["rmi", `${registry.host}/slipway/api:v1`, `${registry.host}/slipway/api:v2`]);
+});
+
+afterAll(async () => {
+  await stack.down();
+  await Promise.all([sshd.stop(), registry.stop()]);
+});
+
+describe.sequential("deploy over SSH with the pipeline's own command lines", () => {
+  it("ships the bundle and the first deploy pulls v1 from the registry and starts the stack", async () => {
+    const r = await daggerDeploy("v1");
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.all).toMatch(/pulling 127\.0\.0\.1:5000\/slipway\/api:v1/);
+    expect(existsSync(join(remoteDir, "scripts/deploy.sh"))).toBe(true);
+    expect(existsSync(join(remoteDir, "proxy/nginx.conf"))).toBe(true);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+  });
+
+  it("a second deploy ships again without touching .env or the history, and rolls to v2", async () => {
+    appendFileSync(join(remoteDir, ".env"), "# operator note: keep me\n");
+    const history = readFileSync(join(remoteDir, "releases.log"), "utf8");
+    const r = await daggerDeploy("v2");
+    expect(r.exitCode, r.all).toBe(0);
+    expect(readFileSync(join(remoteDir, ".env"), "utf8")).toContain("# operator note: keep me");
+    expect(readFileSync(join(remoteDir, "releases.log"), "utf8").startsWith(history)).toBe(true);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+  });
+
+  it("rollback and status run over the same ssh line", async () => {
+    const r = await remote({ script: "rollback" });
+    expect(r.exitCode, r.all).toBe(0);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+    const s = await remote({ script: "status" });
+    expect(s.exitCode, s.all).toBe(0);
+    expect(s.all).toContain(`release:   ${registry.host}/slipway/api:v1`);
+    expect(s.all).toMatch(/rollback\s+v1/);
+  });
+
+  it("a deploy script failure fails the call", async () => {
+    const r = await remote({ script: "deploy", tag: "does-not-exist" });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(/cannot pull 127\.0\.0\.1:5000\/slipway\/api:does-not-exist/);
+  });
+});
+
+describe("injection and host keys", () => {
+  const pwned = join(tmpdir(), `pwned-${process.pid}`);
+
+  it.each([
+    [{ script: "deploy" as const, tag: `v1; touch ${pwned}` }, /invalid tag/],
+    [{ script: "deploy" as const, tag: `v1\ntouch ${pwned}` }, /invalid tag/],
+    [{ script: "status" as const, dir: "/opt/$(touch /tmp/pwned)" }, /invalid dir/],
+    [{ script: "deploy" as const, tag: "v1", args: [`--timeout\ntouch ${pwned}`] }, /invalid argument/],
+  ])("refuses %j before anything runs", async (call, message) => {
+    expect(() => remoteScriptCommand({ dir: remoteDir, ...call })).toThrow(message);
+    expect(existsSync(pwned)).toBe(false);
+    expect(existsSync("/tmp/pwned")).toBe(false);
+  });
+
+  it("quoting keeps shell syntax inert on the real remote shell", async () => {
+    const r = await run(sshArgv(target(), `echo ${shellQuote(`$(touch ${pwned}); \`touch ${pwned}\``)}`));
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.all).toContain(`$(touch ${pwned})`);
+    expect(existsSync(pwned)).toBe(false);
+  });
+
+  it("an unknown host key fails the deploy with a clear message and runs nothing", async () => {
+    const marker = join(remoteDir, "should-not-exist");
+    const wrong = { ...target(), knownHostsPath: sshd.wrongKnownHostsPath };
+    const r = await run(sshArgv(wrong, `touch ${shellQuote(marker)}`));
+    expect(r.exitCode).toBe(255);
+    expect(r.all).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
+    expect(existsSync(marker)).toBe(false);
+
+    const empty = { ...target(), knownHostsPath: "/dev/null" };
+    const r2 = await run(sshArgv(empty, `touch ${shellQuote(marker)}`));
+    expect(r2.exitCode).toBe(255);
+    expect(r2.all).toMatch(/Host key verification failed/);
+    expect(existsSync(marker)).toBe(false);
+  });
+});
