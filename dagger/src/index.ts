@@ -6,21 +6,23 @@
  * composes containers from them.
  */
 import { argument, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
-import { IMAGES, imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
+import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
 import { DEPLOY_BUNDLE, type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget } from "./commands/ssh.js";
 import {
   gateReport,
   releaseBlockers,
   SCAN_GATE_EXIT_CODE,
-  TRIVY_IMAGE,
   trivyConvertArgs,
   trivyScanArgs,
 } from "./commands/trivy.js";
 
+// Image defaults below are literals so `dagger functions` can show them; a test checks they
+// equal the pins in commands/ (and the Dockerfile and compose file).
 const SSH_KEY = "/run/slipway/ssh_key";
 const KNOWN_HOSTS = "/run/slipway/known_hosts";
 const OUT = "/out";
 
+/** Slipway's release pipeline: every function runs the same way on a laptop and in CI. */
 @object()
 export class Slipway {
   /**
@@ -42,8 +44,8 @@ export class Slipway {
   async test(
     @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
     source: Directory,
-    nodeImage = IMAGES.node,
-    postgresImage = IMAGES.postgres,
+    nodeImage = "node:22.20.0-bookworm-slim",
+    postgresImage = "postgres:17.6-bookworm",
   ): Promise<string> {
     const postgres = dag
       .container()
@@ -69,7 +71,7 @@ export class Slipway {
   async lint(
     @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
     source: Directory,
-    nodeImage = IMAGES.node,
+    nodeImage = "node:22.20.0-bookworm-slim",
   ): Promise<string> {
     let ctr = this.node(source, nodeImage).withExec([...INSTALL_COMMAND, "--prefix", "dagger"]);
     for (const command of LINT_COMMANDS) ctr = ctr.withExec(command);
@@ -86,9 +88,11 @@ export class Slipway {
     @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
     source: Directory,
     image?: Container,
+    /** Comma-separated severities that fail the scan. */
     severity = "HIGH,CRITICAL",
+    /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
-    trivyImage = TRIVY_IMAGE,
+    trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
     const scanned = this.trivy(source, image ?? this.build(source), severity, ignoreUnfixed, trivyImage);
     return this.gate(scanned, severity);
@@ -103,9 +107,11 @@ export class Slipway {
     @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
     source: Directory,
     image?: Container,
+    /** Comma-separated severities that fail the scan. */
     severity = "HIGH,CRITICAL",
+    /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
-    trivyImage = TRIVY_IMAGE,
+    trivyImage = "aquasec/trivy:0.74.0",
   ): Directory {
     return this.trivy(source, image ?? this.build(source), severity, ignoreUnfixed, trivyImage)
       .withExec(["trivy", ...trivyConvertArgs({ severity, format: "sarif", output: `${OUT}/report.sarif`, gate: false }, `${OUT}/report.json`)])
@@ -121,14 +127,20 @@ export class Slipway {
   async publish(
     @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
     source: Directory,
+    /** Registry host, e.g. ghcr.io. */
     registry: string,
+    /** Repository in the registry, e.g. acme/slipway-api. */
     repository: string,
     username: string,
+    /** Registry password or token. */
     password: Secret,
+    /** Image tag to release, e.g. the commit SHA. */
     tag: string,
+    /** Comma-separated severities that fail the scan. */
     severity = "HIGH,CRITICAL",
+    /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
-    trivyImage = TRIVY_IMAGE,
+    trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
     const ref = imageReference(registry, repository, tag);
     const image = this.build(source, tag);
@@ -149,11 +161,13 @@ export class Slipway {
     repository = "",
     username = "",
     password?: Secret,
+    /** Comma-separated severities that fail the scan. */
     severity = "HIGH,CRITICAL",
+    /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
-    nodeImage = IMAGES.node,
-    postgresImage = IMAGES.postgres,
-    trivyImage = TRIVY_IMAGE,
+    nodeImage = "node:22.20.0-bookworm-slim",
+    postgresImage = "postgres:17.6-bookworm",
+    trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
     const image = this.build(source, version);
     const [, test, report] = await Promise.all([
@@ -180,15 +194,21 @@ export class Slipway {
   async deploy(
     @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
     source: Directory,
+    /** The server to deploy to (DNS name or IP). */
     host: string,
+    /** SSH user on the host; it must be allowed to run docker. */
     user: string,
+    /** Private SSH key, e.g. env:SSH_PRIVATE_KEY or file:~/.ssh/id_ed25519. */
     sshKey: Secret,
+    /** known_hosts line(s) for the host (ssh-keyscan it once, check the fingerprint); unknown keys fail. */
     knownHosts: Secret,
+    /** Image tag to release, e.g. the commit SHA. */
     tag: string,
+    /** Directory on the host holding docker-compose.prod.yml and .env. */
     dir = "/opt/slipway",
     port = 22,
     timeout = 60,
-    sshImage = IMAGES.ssh,
+    sshImage = "alpine:3.22.2",
   ): Promise<string> {
     const target = this.target(host, user, port);
     const bundle = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]) });
@@ -204,7 +224,7 @@ export class Slipway {
    * or to `tag`. Zero downtime, no migrations.
    */
   @func()
-  async rollback(host: string, user: string, sshKey: Secret, knownHosts: Secret, tag?: string, dir = "/opt/slipway", port = 22, sshImage = IMAGES.ssh): Promise<string> {
+  async rollback(host: string, user: string, sshKey: Secret, knownHosts: Secret, tag?: string, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
     return this.runHostScript("rollback", host, user, sshKey, knownHosts, dir, port, sshImage, tag);
   }
 
@@ -212,7 +232,7 @@ export class Slipway {
    * Take a database backup on the host with `scripts/backup.sh` (into `dir`/backups).
    */
   @func()
-  async backup(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = IMAGES.ssh): Promise<string> {
+  async backup(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
     return this.runHostScript("backup", host, user, sshKey, knownHosts, dir, port, sshImage);
   }
 
@@ -220,7 +240,7 @@ export class Slipway {
    * Show the host's running release, health, deploy lock and last releases (`scripts/status.sh`).
    */
   @func()
-  async status(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = IMAGES.ssh): Promise<string> {
+  async status(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
     return this.runHostScript("status", host, user, sshKey, knownHosts, dir, port, sshImage);
   }
 
