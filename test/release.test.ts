@@ -54,6 +54,21 @@ describe.sequential("production stack", () => {
     expect(body).toEqual({ status: "ok", version: "v1", checks: { database: "ok", migrations: "ok" } });
   });
 
+  it("runs the API and proxy as non-root users, with no secret in the image", async () => {
+    const { execa } = await import("execa");
+    const user = async (ref: string) => String((await execa("docker", ["image", "inspect", "-f", "{{.Config.User}}", ref])).stdout).trim();
+    expect(await user("slipway/api:v1")).toBe("node");
+    expect(await user("slipway/proxy:1")).toBe("nginx");
+    const config = String((await execa("docker", ["image", "inspect", "slipway/api:v1"])).stdout);
+    expect(config).not.toMatch(/PASSWORD|DATABASE_URL/);
+    expect(config).not.toContain(stack.password);
+    const { stdout: ids } = await stack.compose(["ps", "-q"]);
+    for (const id of ids.trim().split("\n")) {
+      const who = String((await execa("docker", ["exec", id, "id", "-u"])).stdout).trim();
+      expect(who, id).not.toBe("0");
+    }
+  });
+
   it("2. deploy.sh v2 rolls from v1 under reads and writes from 12 clients with no failed request", async () => {
     const { result, load } = await underLoad(stack, () => stack.script("deploy", ["--no-pull", "v2"]));
     report("deploy v1->v2", load);

@@ -1,0 +1,81 @@
+/** Static checks of what runs on the host: shellcheck, --help on every script, and the compose file's rules. */
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { repoRoot } from "./support/database.js";
+import { Stack } from "./support/stack.js";
+
+const scripts = readdirSync(join(repoRoot, "scripts")).filter((f) => f.endsWith(".sh"));
+
+describe("host scripts", () => {
+  it("pass shellcheck, with the test environment's and the proxy's shell too", async () => {
+    const files = [
+      ...scripts.map((f) => `scripts/${f}`),
+      "proxy/slipway-upstream",
+      ...readdirSync(join(repoRoot, "testenv")).filter((f) => f.endsWith(".sh")).map((f) => `testenv/${f}`),
+    ];
+    const r = await execa("shellcheck", ["-x", ...files], { cwd: repoRoot, reject: false, all: true });
+    expect(r.exitCode, String(r.all)).toBe(0);
+  });
+
+  it.each(scripts.filter((f) => f !== "lib.sh"))("%s has --help and refuses an unknown option in one line", async (script) => {
+    const help = await execa("bash", [`scripts/${script}`, "--help"], { cwd: repoRoot, reject: false });
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: scripts\//);
+    const bad = await execa("bash", [`scripts/${script}`, "--bogus"], { cwd: repoRoot, reject: false, all: true });
+    expect(bad.exitCode).not.toBe(0);
+    expect(String(bad.all).trim().split("\n")).toHaveLength(1);
+    expect(String(bad.all)).toMatch(/ERROR: unknown (option|argument) '--bogus'; see --help/);
+  });
+
+  it("name the fix when run outside a deployment directory", async () => {
+    const r = await execa("bash", [join(repoRoot, "scripts/status.sh")], { cwd: "/tmp", reject: false, all: true });
+    expect(r.exitCode).not.toBe(0);
+    expect(String(r.all)).toMatch(/no docker-compose.prod.yml in \/tmp: run from the directory that holds it, or set SLIPWAY_DIR/);
+  });
+});
+
+describe("docker-compose.prod.yml", () => {
+  it("resolves, and keeps every rule of the production stack", async () => {
+    const stack = new Stack({ port: 8000 }).install();
+    try {
+      const { stdout } = await stack.compose(["config", "--format", "json"]);
+      const services = JSON.parse(stdout).services as Record<string, any>;
+      expect(Object.keys(services).sort()).toEqual(["api", "db", "migrate", "proxy"]);
+      for (const [name, svc] of Object.entries(services)) {
+        expect(svc.deploy?.resources?.limits?.memory, `${name} memory limit`).toBeTruthy();
+        expect(svc.deploy?.resources?.limits?.cpus, `${name} cpu limit`).toBeTruthy();
+        for (const v of svc.volumes ?? []) expect(v.type, `${name} must not bind-mount`).not.toBe("bind");
+        if (name === "migrate") continue;
+        expect(svc.restart, name).toBe("unless-stopped");
+        expect(svc.healthcheck?.test, `${name} healthcheck`).toBeTruthy();
+      }
+      expect(Object.keys(services).filter((n) => services[n].ports?.length)).toEqual(["proxy"]);
+      expect(services.proxy.ports[0].target).toBe(8080);
+      expect(services.api.container_name).toBeUndefined();
+      expect(services.api.image).toBe("slipway/api:v1");
+      expect(services.db.volumes[0].type).toBe("volume");
+      expect(services.db.healthcheck.test.join(" ")).toContain("pg_isready -h 127.0.0.1");
+      expect(services.api.depends_on.migrate.condition).toBe("service_completed_successfully");
+      expect(services.db.user).toBe("postgres");
+    } finally {
+      await stack.down();
+    }
+  });
+
+  it("holds no secret itself, and refuses to start without the password", async () => {
+    const raw = parse((await import("node:fs")).readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8"));
+    expect(JSON.stringify(raw)).not.toMatch(/PASSWORD[^$]*:\s*"?[A-Za-z0-9]{6,}/);
+    const stack = new Stack({ port: 8000 }).install();
+    try {
+      const env = stack.read(".env").replace(/^POSTGRES_PASSWORD=.*$/m, "POSTGRES_PASSWORD=");
+      (await import("node:fs")).writeFileSync(join(stack.dir, ".env"), env);
+      const r = await stack.compose(["config"], { reject: false });
+      expect(r.exitCode).not.toBe(0);
+    } finally {
+      await stack.down();
+    }
+  });
+});
