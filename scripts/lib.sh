@@ -146,9 +146,10 @@ ensure_image() { # image no_pull
 }
 
 # Health-gated rolling replacement of the api service: start the new container beside the
-# old, wait for Docker to call it healthy, point the proxy at it (graceful nginx reload),
-# check /health through the proxy, then drain and stop the old. Any failure before the
-# switch leaves the old container serving and removes the new one.
+# old, wait for Docker to call it healthy, point the proxy at it (a file nginx reads per
+# request; no reload), check /health through the proxy, let requests already sent to the old
+# container finish, then stop it (it drains on SIGTERM). Any failure before the switch
+# leaves the old container serving and removes the new one.
 roll_to() { # tag timeout
   local tag=$1 timeout=$2 new="" name id version served
   local -a old=() now=()
@@ -179,14 +180,17 @@ roll_to() { # tag timeout
   version=$(container_version "$new")
   served=$(proxy_health | grep -o '"version":"[^"]*"' | cut -d'"' -f4 || true)
   if [[ "$served" != "$version" ]]; then
-    local -a back=()
-    for id in "${old[@]}"; do back+=("$(container_name "$id"):3000"); done
-    ((${#back[@]} > 0)) && { compose exec -T proxy slipway-upstream "${back[@]}" >&2 || true; }
+    if ((${#old[@]} > 0)); then
+      compose exec -T proxy slipway-upstream "$(container_name "${old[0]}"):3000" >&2 || true
+    fi
     docker rm -f "$new" >/dev/null
     die "the proxy served version '${served:-none}' instead of '$version'; switched back, removed $name"
   fi
   step "proxy serves version $version; draining the old container(s)"
   if ((${#old[@]} > 0)); then
+    # Requests routed before the switch are already on their way; let them land before the
+    # old app closes its listener.
+    sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
     docker stop -t 30 "${old[@]}" >/dev/null
     docker rm "${old[@]}" >/dev/null
   fi

@@ -7,6 +7,8 @@ export interface Sample {
   kind: "read" | "write";
   status: number;
   error?: string;
+  /** For reads: the version /health reported. */
+  version?: string;
 }
 
 export interface LoadResult {
@@ -55,8 +57,10 @@ export function startLoad(opts: LoadOptions): { stop: () => Promise<LoadResult> 
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("end", () => {
             const status = res.statusCode ?? 0;
-            if (kind === "write" && status === 201) createdIds.push(JSON.parse(Buffer.concat(chunks).toString()).id);
-            samples.push({ at: Date.now(), ms: performance.now() - start, kind, status });
+            const sample: Sample = { at: Date.now(), ms: performance.now() - start, kind, status };
+            if (status === 201) createdIds.push(JSON.parse(Buffer.concat(chunks).toString()).id);
+            if (kind === "read" && status === 200) sample.version = JSON.parse(Buffer.concat(chunks).toString()).version;
+            samples.push(sample);
             resolve();
           });
         },

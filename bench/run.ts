@@ -1,0 +1,193 @@
+/**
+ * Release benchmarks on the real stack: what a deploy, a rollback, a failed deploy and the
+ * plain `docker compose up -d` baseline cost users under load, and backup/restore against
+ * bare pg_dump/psql. Prints a table; writes bench/results/latest.json and latency.svg.
+ *
+ *   npm run bench                  # BENCH_RUNS=3 BENCH_CONCURRENCY=10,100 BENCH_DB_MB=1024
+ */
+import { mkdirSync, writeFileSync, statSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { execa } from "execa";
+import { startLoad, type Sample } from "../test/support/load.js";
+import { buildImages, Stack } from "../test/support/stack.js";
+import { repoRoot } from "../test/support/database.js";
+import { percentile, median, renderSvg, type Phase, type Run } from "./report.js";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "10,100").split(",").map(Number);
+const DB_MB = Number(process.env.BENCH_DB_MB ?? 1024);
+const STEADY_MS = 3_000;
+const out = join(repoRoot, "bench/results");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [bench] ${m}\n`);
+
+type Scenario = "deploy" | "rollback" | "failed-deploy" | "compose-up baseline";
+
+/** Runs `action` under load; phases are timestamped from the script's own log lines as they arrive. */
+async function measure(stack: Stack, clients: number, scenario: Scenario, argv: string[], env: Record<string, string> = {}): Promise<Run> {
+  const load = startLoad({ baseUrl: stack.url, clients, maxSeconds: 300 });
+  await sleep(STEADY_MS);
+  const phases: Phase[] = [];
+  const start = Date.now();
+  const proc = execa(argv[0]!, argv.slice(1), { cwd: stack.dir, reject: false, all: true, env: { SLIPWAY_LOCK_FILE: join(stack.dir, ".lock"), ...env } });
+  const markers: [RegExp, string][] = [
+    [/starting api:/, "start new"],
+    [/healthy \(/, "healthy"],
+    [/switching the proxy/, "switch"],
+    [/draining the old/, "drain"],
+    [/never became healthy/, "gave up"],
+  ];
+  proc.all?.on("data", (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) {
+      for (const [re, name] of markers) if (re.test(line) && !phases.some((p) => p.name === name)) phases.push({ name, at: Date.now() });
+    }
+  });
+  const result = await proc;
+  const end = Date.now();
+  await sleep(2_000);
+  const { samples } = await load.stop();
+  const during = samples.filter((s) => s.at >= start && s.at <= end);
+  const steady = samples.filter((s) => s.at < start);
+  return {
+    scenario,
+    clients,
+    ok: result.exitCode === 0,
+    wallMs: end - start,
+    servingAllMs: servingAll(samples, start, scenario),
+    requests: samples.length,
+    failed: samples.filter((s) => s.status < 200 || s.status >= 300).length,
+    steadyP50: percentile(steady, 50),
+    steadyP99: percentile(steady, 99),
+    rollP50: percentile(during, 50),
+    rollP99: percentile(during, 99),
+    start,
+    phases,
+    samples: samples.map((s) => ({ t: s.at - start, ms: Math.round(s.ms * 10) / 10, ok: s.status >= 200 && s.status < 300 })),
+  };
+}
+
+/** Time from start until the last read that saw the old version (reads carry /health's version). */
+function servingAll(samples: Sample[], start: number, scenario: Scenario): number | null {
+  if (scenario === "failed-deploy") return null;
+  const reads = samples.filter((s) => s.version && s.at >= start);
+  const target = reads.at(-1)?.version;
+  const lastOld = reads.filter((s) => s.version !== target).at(-1);
+  return lastOld ? lastOld.at - start : 0;
+}
+
+async function releaseScenarios(): Promise<Run[]> {
+  const runs: Run[] = [];
+  for (const clients of CONCURRENCY) {
+    const stack = new Stack({ port: 8000, tag: "v1" }).install();
+    await stack.up();
+    try {
+      for (let i = 0; i < RUNS; i++) {
+        log(`c=${clients} run ${i + 1}/${RUNS}`);
+        runs.push(await measure(stack, clients, "deploy", ["bash", "scripts/deploy.sh", "--no-pull", "--skip-backup", "v2"]));
+        runs.push(await measure(stack, clients, "rollback", ["bash", "scripts/rollback.sh", "--no-pull", "v1"]));
+        runs.push(await measure(stack, clients, "failed-deploy", ["bash", "scripts/deploy.sh", "--no-pull", "--skip-backup", "--timeout", "20", "unhealthy"]));
+        // The baseline: recreate the api container in place with the new tag.
+        runs.push(await measure(stack, clients, "compose-up baseline", ["docker", "compose", "-f", "docker-compose.prod.yml", "up", "-d", "--no-deps", "api"], { API_TAG: "v2" }));
+        await stack.compose(["up", "-d", "--no-deps", "--wait", "api"]); // back to v1 from .env
+      }
+    } finally {
+      await stack.down();
+    }
+  }
+  return runs;
+}
+
+interface DataRun { what: string; seconds: number; mb: number }
+
+async function dataScenarios(): Promise<{ rows: DataRun[]; dumpMb: number; dbMb: number }> {
+  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  await stack.up();
+  const rows: DataRun[] = [];
+  let dumpMb = 0;
+  let dbMb = 0;
+  try {
+    const psql = (sql: string) => stack.compose(["exec", "-T", "db", "psql", "-X", "-q", "-U", "slipway", "-d", "slipway", "-c", sql]);
+    log(`generating ~${DB_MB} MB of rows`);
+    const n = Math.round((DB_MB * 1024 * 1024) / 110);
+    await psql(`INSERT INTO items (name) SELECT md5(g::text) || md5((g*7)::text) FROM generate_series(1, ${n}) g`);
+    const size = await stack.compose(["exec", "-T", "db", "psql", "-X", "-tA", "-U", "slipway", "-d", "slipway", "-c", "SELECT pg_database_size('slipway')"]);
+    dbMb = Number(size.stdout.trim()) / 1048576;
+    const bare = join(stack.dir, "bare.sql");
+    for (let i = 0; i < RUNS; i++) {
+      log(`data run ${i + 1}/${RUNS}`);
+      let t = Date.now();
+      const b = await stack.script("backup", ["--keep", "1"]);
+      if (b.exitCode !== 0) throw new Error(b.all);
+      rows.push({ what: "backup.sh", seconds: (Date.now() - t) / 1000, mb: dbMb });
+      const file = b.stdout.trim();
+      dumpMb = statSync(file).size / 1048576;
+
+      t = Date.now();
+      await execa("sh", ["-c", `docker compose -f docker-compose.prod.yml exec -T db pg_dump -U slipway -d slipway > ${bare}`], { cwd: stack.dir });
+      rows.push({ what: "bare pg_dump", seconds: (Date.now() - t) / 1000, mb: dbMb });
+
+      t = Date.now();
+      const r = await stack.script("restore", [file, "--yes"]);
+      if (r.exitCode !== 0) throw new Error(r.all);
+      rows.push({ what: "restore.sh (incl. safety backup)", seconds: (Date.now() - t) / 1000, mb: dbMb });
+
+      await psql("DROP TABLE items; DROP TABLE schema_migrations;");
+      t = Date.now();
+      await execa("sh", ["-c", `docker compose -f docker-compose.prod.yml exec -T db psql -X -q -U slipway -d slipway < ${bare}`], { cwd: stack.dir });
+      rows.push({ what: "bare psql restore", seconds: (Date.now() - t) / 1000, mb: dbMb });
+      rmSync(join(stack.dir, "backups"), { recursive: true, force: true });
+    }
+  } finally {
+    await stack.down();
+  }
+  return { rows, dumpMb, dbMb };
+}
+
+const fmt = (v: number | null, unit = "") => (v === null ? "-" : `${Math.round(v * 10) / 10}${unit}`);
+
+async function main(): Promise<void> {
+  mkdirSync(out, { recursive: true });
+  await buildImages();
+  const runs = await releaseScenarios();
+  const data = DB_MB > 0 ? await dataScenarios() : { rows: [], dumpMb: 0, dbMb: 0 };
+
+  const table: string[] = [];
+  table.push(`Release scenarios (median of ${RUNS} runs each; latency in ms; wall and serving-100% in s)`);
+  table.push("| scenario | clients | ok | wall | new version serving 100% | requests | failed | p50 steady | p99 steady | p50 during | p99 during |");
+  table.push("|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const clients of CONCURRENCY) {
+    for (const scenario of ["deploy", "rollback", "failed-deploy", "compose-up baseline"] as Scenario[]) {
+      const rs = runs.filter((r) => r.clients === clients && r.scenario === scenario);
+      const m = (f: (r: Run) => number | null) => {
+        const vals = rs.map(f).filter((v): v is number => v !== null);
+        return vals.length ? median(vals) : null;
+      };
+      table.push(
+        `| ${scenario} | ${clients} | ${rs.filter((r) => r.ok).length}/${rs.length} | ${fmt(m((r) => r.wallMs / 1000))} | ${fmt(m((r) => (r.servingAllMs === null ? null : r.servingAllMs / 1000)))} | ${fmt(m((r) => r.requests))} | ${rs.map((r) => r.failed).join(", ")} | ${fmt(m((r) => r.steadyP50))} | ${fmt(m((r) => r.steadyP99))} | ${fmt(m((r) => r.rollP50))} | ${fmt(m((r) => r.rollP99))} |`,
+      );
+    }
+  }
+  if (data.rows.length) {
+    table.push("");
+    table.push(`Backup and restore of ${fmt(data.dbMb)} MB (pg_database_size); dump on disk ${fmt(data.dumpMb)} MB; median of ${RUNS}`);
+    table.push("| operation | seconds | MB/s | vs bare |");
+    table.push("|---|---|---|---|");
+    const med = (w: string) => median(data.rows.filter((r) => r.what === w).map((r) => r.seconds));
+    for (const [w, bare] of [["backup.sh", "bare pg_dump"], ["bare pg_dump", ""], ["restore.sh (incl. safety backup)", "bare psql restore"], ["bare psql restore", ""]] as const) {
+      const s = med(w);
+      table.push(`| ${w} | ${fmt(s)} | ${fmt(data.dbMb / s)} | ${bare ? `${fmt(s / med(bare))}x` : "1x"} |`);
+    }
+  }
+  const text = table.join("\n");
+  console.log(text);
+  writeFileSync(join(out, "latest.json"), JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ samples, ...r }) => ({ ...r, samples: samples.length })), data }, null, 2));
+  writeFileSync(join(out, "latest.md"), `${text}\n`);
+  const chartRuns = CONCURRENCY.flatMap((c) => (["deploy", "rollback", "compose-up baseline"] as Scenario[]).map((s) => runs.find((r) => r.clients === c && r.scenario === s)!)).filter(Boolean);
+  writeFileSync(join(out, "latency.svg"), renderSvg(chartRuns));
+  log(`wrote ${out}/latest.json, latest.md and latency.svg`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
