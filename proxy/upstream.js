@@ -13,7 +13,7 @@ function backend() {
   try {
     const value = fs.readFileSync(ACTIVE, "utf8").trim();
     return SERVER.test(value) ? value : DEFAULT;
-  } catch (e) {
+  } catch (_unreadable) {
     return DEFAULT;
   }
 }
