@@ -18,6 +18,8 @@ import {
 
 // Image defaults below are literals so `dagger functions` can show them; a test checks they
 // equal the pins in commands/ (and the Dockerfile and compose file).
+/** What `source` arguments leave out: dependencies, build output, secrets and host state. */
+const SOURCE_IGNORE = ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"];
 const SSH_KEY = "/run/slipway/ssh_key";
 const KNOWN_HOSTS = "/run/slipway/known_hosts";
 const OUT = "/out";
@@ -30,7 +32,7 @@ export class Slipway {
    */
   @func()
   build(
-    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     version = "dev",
   ): Container {
@@ -42,7 +44,7 @@ export class Slipway {
    */
   @func()
   async test(
-    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     nodeImage = "node:22.20.0-bookworm-slim",
     postgresImage = "postgres:17.6-bookworm",
@@ -69,7 +71,7 @@ export class Slipway {
    */
   @func()
   async lint(
-    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     nodeImage = "node:22.20.0-bookworm-slim",
   ): Promise<string> {
@@ -85,7 +87,7 @@ export class Slipway {
    */
   @func()
   async scan(
-    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     image?: Container,
     /** Comma-separated severities that fail the scan. */
@@ -104,7 +106,7 @@ export class Slipway {
    */
   @func()
   scanReports(
-    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     image?: Container,
     /** Comma-separated severities that fail the scan. */
@@ -125,7 +127,7 @@ export class Slipway {
    */
   @func()
   async publish(
-    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     /** Registry host, e.g. ghcr.io. */
     registry: string,
@@ -154,7 +156,7 @@ export class Slipway {
    */
   @func()
   async ci(
-    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     version = "dev",
     registry = "",
@@ -192,7 +194,7 @@ export class Slipway {
    */
   @func()
   async deploy(
-    @argument({ defaultPath: "/", ignore: ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"] })
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     /** The server to deploy to (DNS name or IP). */
     host: string,
