@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
-import { IMAGES } from "./commands/pipeline.js";
+import { IMAGES, LINT_COMMANDS, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
 import { TRIVY_IMAGE } from "./commands/trivy.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -70,6 +70,15 @@ describe("the Dagger module as the engine sees it", () => {
     expect(defaults("trivyImage")).toEqual(new Set([TRIVY_IMAGE]));
     expect(readFileSync(join(repo, "Dockerfile"), "utf8")).toContain(`ARG NODE_IMAGE=${IMAGES.node}`);
     expect(readFileSync(join(repo, "docker-compose.prod.yml"), "utf8")).toContain(`\${POSTGRES_IMAGE:-${IMAGES.postgres}}`);
+  });
+});
+
+describe("the commands the pipeline runs", () => {
+  it("are the ones `npm test` runs here, so the local suite exercises them for real", () => {
+    const scripts = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")).scripts as Record<string, string>;
+    const steps = scripts.test!.split("&&").map((s) => s.trim());
+    for (const command of [UNIT_TEST_COMMAND, ...LINT_COMMANDS]) expect(steps).toContain(command.join(" "));
+    expect(scripts["test:unit"]).toBe("vitest run --project unit");
   });
 });
 
