@@ -5,7 +5,7 @@
  *
  *   npm run bench                  # BENCH_RUNS=3 BENCH_CONCURRENCY=10,100 BENCH_DB_MB=1024
  */
-import { mkdirSync, writeFileSync, statSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync, statSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { startLoad, type Sample } from "../test/support/load.js";
@@ -21,7 +21,7 @@ const out = join(repoRoot, "bench/results");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [bench] ${m}\n`);
 
-type Scenario = "deploy" | "rollback" | "failed-deploy" | "compose-up baseline";
+type Scenario = "deploy" | "rollback" | "failed-deploy" | "compose-up baseline" | "deploy, untuned health" | "rollback, untuned health";
 
 /** Runs `action` under load; phases are timestamped from the script's own log lines as they arrive. */
 async function measure(stack: Stack, clients: number, scenario: Scenario, argv: string[], env: Record<string, string> = {}): Promise<Run> {
@@ -97,6 +97,28 @@ async function releaseScenarios(): Promise<Run[]> {
   return runs;
 }
 
+/**
+ * Before/after for the health-check tuning: the same rolls with the api healthcheck as it
+ * would be without `start_interval` (Docker then probes only every `interval`, 5 s).
+ */
+async function untunedScenarios(clients: number): Promise<Run[]> {
+  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  const file = join(stack.dir, "docker-compose.prod.yml");
+  writeFileSync(file, readFileSync(file, "utf8").replace(/^(\s+)start_interval: 1s\n/gm, ""));
+  await stack.up();
+  const runs: Run[] = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      log(`untuned health, c=${clients} run ${i + 1}/${RUNS}`);
+      runs.push(await measure(stack, clients, "deploy, untuned health", ["bash", "scripts/deploy.sh", "--no-pull", "--skip-backup", "v2"]));
+      runs.push(await measure(stack, clients, "rollback, untuned health", ["bash", "scripts/rollback.sh", "--no-pull", "v1"]));
+    }
+  } finally {
+    await stack.down();
+  }
+  return runs;
+}
+
 interface DataRun { what: string; seconds: number; mb: number }
 
 async function dataScenarios(): Promise<{ rows: DataRun[]; dumpMb: number; dbMb: number }> {
@@ -148,7 +170,7 @@ const fmt = (v: number | null, unit = "") => (v === null ? "-" : `${Math.round(v
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   await buildImages();
-  const runs = await releaseScenarios();
+  const runs = [...(await releaseScenarios()), ...(await untunedScenarios(CONCURRENCY[0]!))];
   const data = DB_MB > 0 ? await dataScenarios() : { rows: [], dumpMb: 0, dbMb: 0 };
 
   const table: string[] = [];
@@ -156,8 +178,9 @@ async function main(): Promise<void> {
   table.push("| scenario | clients | ok | wall | new version serving 100% | requests | failed | p50 steady | p99 steady | p50 during | p99 during |");
   table.push("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const clients of CONCURRENCY) {
-    for (const scenario of ["deploy", "rollback", "failed-deploy", "compose-up baseline"] as Scenario[]) {
+    for (const scenario of ["deploy", "rollback", "failed-deploy", "compose-up baseline", "deploy, untuned health", "rollback, untuned health"] as Scenario[]) {
       const rs = runs.filter((r) => r.clients === clients && r.scenario === scenario);
+      if (rs.length === 0) continue;
       const m = (f: (r: Run) => number | null) => {
         const vals = rs.map(f).filter((v): v is number => v !== null);
         return vals.length ? median(vals) : null;

@@ -19,7 +19,7 @@ import {
 // Image defaults below are literals so `dagger functions` can show them; a test checks they
 // equal the pins in commands/ (and the Dockerfile and compose file).
 /** What `source` arguments leave out: dependencies, build output, secrets and host state. */
-const SOURCE_IGNORE = ["**/node_modules", "dist", ".git", ".env", "backups", "bench/results"];
+const SOURCE_IGNORE = ["**/node_modules", "dist", ".git", ".env", ".testenv", "backups", "bench/results"];
 const SSH_KEY = "/run/slipway/ssh_key";
 const KNOWN_HOSTS = "/run/slipway/known_hosts";
 const OUT = "/out";
@@ -75,7 +75,7 @@ export class Slipway {
     source: Directory,
     nodeImage = "node:22.20.0-bookworm-slim",
   ): Promise<string> {
-    let ctr = this.node(source, nodeImage).withExec([...INSTALL_COMMAND, "--prefix", "dagger"]);
+    let ctr = this.node(source, nodeImage);
     for (const command of LINT_COMMANDS) ctr = ctr.withExec(command);
     return ctr.stdout();
   }
@@ -255,7 +255,9 @@ export class Slipway {
       .withMountedCache("/root/.npm", dag.cacheVolume("slipway-npm"))
       .withDirectory("/src", source)
       .withWorkdir("/src")
-      .withExec(INSTALL_COMMAND);
+      .withExec(INSTALL_COMMAND)
+      // The module's own tests and typecheck need its SDK.
+      .withExec([...INSTALL_COMMAND, "--prefix", "dagger"]);
   }
 
   /** Runs the scan once to JSON; the table, SARIF and the gate are rendered from that report. */
