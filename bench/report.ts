@@ -56,7 +56,8 @@ export function renderSvg(runs: readonly Run[]): string {
     const points = keys.map((k) => `${x(k * 250).toFixed(1)},${y(percentile(buckets.get(k)!.ms.map((ms) => ({ ms })), 99) ?? 0).toFixed(1)}`).join(" ");
     const fails = keys.filter((k) => buckets.get(k)!.failed > 0).map((k) => `<rect x="${x(k * 250).toFixed(1)}" y="${y0 + 20}" width="4" height="${H - 20}" fill="red" opacity="0.5"/>`).join("");
     const phases = [{ name: "start", at: run.start }, ...run.phases]
-      .map((p) => `<line x1="${x(p.at - run.start).toFixed(1)}" x2="${x(p.at - run.start).toFixed(1)}" y1="${y0 + 20}" y2="${y0 + H}" stroke="#888" stroke-dasharray="3"/><text x="${x(p.at - run.start).toFixed(1)}" y="${y0 + 30}" font-size="10">${p.name}</text>`)
+      // Labels step down so phases a moment apart stay readable.
+      .map((p, k) => `<line x1="${x(p.at - run.start).toFixed(1)}" x2="${x(p.at - run.start).toFixed(1)}" y1="${y0 + 20}" y2="${y0 + H}" stroke="#888" stroke-dasharray="3"/><text x="${(x(p.at - run.start) + 2).toFixed(1)}" y="${y0 + 30 + (k % 3) * 11}" font-size="10">${p.name}</text>`)
       .join("");
     return `<g><text x="${PAD}" y="${y0 + 14}" font-size="12" font-weight="bold">${run.scenario}, ${run.clients} clients: p99 latency per 250 ms (max ${maxMs.toFixed(0)} ms), ${run.failed} failed</text>${phases}${fails}<polyline fill="none" stroke="steelblue" stroke-width="1.5" points="${points}"/><line x1="${PAD}" x2="${W - PAD}" y1="${y0 + H}" y2="${y0 + H}" stroke="black"/></g>`;
   });

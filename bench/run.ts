@@ -98,13 +98,14 @@ async function releaseScenarios(): Promise<Run[]> {
 }
 
 /**
- * Before/after for the health-check tuning: the same rolls with the api healthcheck as it
- * would be without `start_interval` (Docker then probes only every `interval`, 5 s).
+ * Before/after for the health-check tuning: the same rolls with the api's start_interval at
+ * Docker's default of 5 s instead of 1 s. (Removing the key would not do: Docker then takes
+ * the image's HEALTHCHECK value, also 1 s.)
  */
 async function untunedScenarios(clients: number): Promise<Run[]> {
   const stack = new Stack({ port: 8000, tag: "v1" }).install();
   const file = join(stack.dir, "docker-compose.prod.yml");
-  writeFileSync(file, readFileSync(file, "utf8").replace(/^(\s+)start_interval: 1s\n/gm, ""));
+  writeFileSync(file, readFileSync(file, "utf8").replace(/start_interval: 1s/g, "start_interval: 5s"));
   await stack.up();
   const runs: Run[] = [];
   try {

@@ -69,9 +69,7 @@ main() {
     roll_to "$tag" "$timeout"
   fi
 
-  digest=$(image_digest "$image")
-  record_release deploy "$tag" "${digest:--}" "${current:--}"
-  env_set API_TAG "$tag"
+  digest=$(finish_release deploy "$tag" "$image" "$current")
   step "deployed $tag ($digest) in $(elapsed); recorded in $HISTORY_FILE"
 }
 

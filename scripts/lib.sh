@@ -86,6 +86,16 @@ record_release() { # action tag digest previous
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$2" "$3" "${4:--}" "$(operator)" >>"$HISTORY_FILE"
 }
 
+# After a successful roll: append to the history, then make .env name the new release.
+# Prints the image digest.
+finish_release() { # action tag image previous
+  local digest
+  digest=$(image_digest "$3")
+  record_release "$1" "$2" "${digest:--}" "${4:--}"
+  env_set API_TAG "$2"
+  echo "${digest:--}"
+}
+
 history_entries() {
   if [[ -f "$HISTORY_FILE" ]]; then grep -v '^#' "$HISTORY_FILE" || true; fi
 }

@@ -52,10 +52,8 @@ main() {
     ensure_image "$image" "$no_pull"
   fi
   roll_to "$tag" "$timeout"
-  digest=$(image_digest "$image")
-  record_release rollback "$tag" "${digest:--}" "${current:--}"
-  env_set API_TAG "$tag"
-  step "rolled back to $tag in $(elapsed)"
+  digest=$(finish_release rollback "$tag" "$image" "$current")
+  step "rolled back to $tag ($digest) in $(elapsed)"
 }
 
 main "$@"

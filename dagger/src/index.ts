@@ -109,7 +109,7 @@ export class Slipway {
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     image?: Container,
-    /** Comma-separated severities that fail the scan. */
+    /** Comma-separated severities the reports include. */
     severity = "HIGH,CRITICAL",
     /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
