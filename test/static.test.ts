@@ -1,5 +1,5 @@
 /** Static checks of what runs on the host: shellcheck, --help on every script, and the compose file's rules. */
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
@@ -65,13 +65,21 @@ describe("docker-compose.prod.yml", () => {
     }
   });
 
+  it("reads only variables that .env.example documents", () => {
+    const compose = readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8");
+    const example = readFileSync(join(repoRoot, ".env.example"), "utf8");
+    const used = new Set([...compose.matchAll(/\$\{([A-Z_]+)/g)].map((m) => m[1]!));
+    expect(used.size).toBeGreaterThan(5);
+    for (const name of used) expect(example, name).toMatch(new RegExp(`^#? ?${name}=`, "m"));
+  });
+
   it("holds no secret itself, and refuses to start without the password", async () => {
-    const raw = parse((await import("node:fs")).readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8"));
+    const raw = parse(readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8"));
     expect(JSON.stringify(raw)).not.toMatch(/PASSWORD[^$]*:\s*"?[A-Za-z0-9]{6,}/);
     const stack = new Stack({ port: 8000 }).install();
     try {
       const env = stack.read(".env").replace(/^POSTGRES_PASSWORD=.*$/m, "POSTGRES_PASSWORD=");
-      (await import("node:fs")).writeFileSync(join(stack.dir, ".env"), env);
+      writeFileSync(join(stack.dir, ".env"), env);
       const r = await stack.compose(["config"], { reject: false });
       expect(r.exitCode).not.toBe(0);
     } finally {
