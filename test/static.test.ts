@@ -60,6 +60,10 @@ describe("docker-compose.prod.yml", () => {
       expect(services.db.healthcheck.test.join(" ")).toContain("pg_isready -h 127.0.0.1");
       expect(services.api.depends_on.migrate.condition).toBe("service_completed_successfully");
       expect(services.db.user).toBe("postgres");
+      for (const name of ["proxy", "api", "db", "migrate"]) {
+        expect(services[name].cap_drop, name).toEqual(["ALL"]);
+        expect(services[name].security_opt, name).toContain("no-new-privileges:true");
+      }
     } finally {
       await stack.down();
     }
