@@ -39,7 +39,14 @@ main() {
   compose ps -a --format 'table {{.Service}}\t{{.Name}}\t{{.Image}}\t{{.Status}}'
   echo
   echo "last $n releases ($HISTORY_FILE):"
-  history_entries | tail -n "$n" | column -t -s $'\t' || echo "  (none recorded)"
+  local releases
+  releases=$(history_entries | tail -n "$n")
+  if [[ -z "$releases" ]]; then
+    echo "  (none recorded)"
+  else
+    # awk, not column(1): minimal hosts may lack bsdextrautils.
+    awk -F'\t' '{ printf "  %-20s  %-8s  %-40s  %-19s  %-12s  %s\n", $1, $2, $3, substr($4, 1, 19), $5, $6 }' <<<"$releases"
+  fi
 }
 
 main "$@"
