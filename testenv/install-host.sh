@@ -6,16 +6,15 @@ set -euo pipefail
 
 log() { printf '%s [install-host] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
+# Prints what is missing; succeeds (true) when something is.
 need_packages() {
   local missing=() cmd
-  for cmd in dockerd docker-compose-check sshd shellcheck debootstrap pg_dump docker-registry; do
-    case "$cmd" in
-      docker-compose-check) docker compose version >/dev/null 2>&1 || missing+=(compose) ;;
-      sshd) [[ -x /usr/sbin/sshd ]] || missing+=(sshd) ;;
-      *) command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd") ;;
-    esac
+  for cmd in dockerd shellcheck debootstrap pg_dump docker-registry ssh-keygen flock; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
   done
-  ((${#missing[@]} > 0))
+  [[ -x /usr/sbin/sshd ]] || missing+=(sshd)
+  docker compose version >/dev/null 2>&1 || missing+=("docker compose")
+  ((${#missing[@]} > 0)) && echo "${missing[*]}"
 }
 
 add_trixie_source() {
@@ -37,7 +36,9 @@ PIN
 }
 
 install_packages() {
-  if ! need_packages; then log "host packages already present"; return 0; fi
+  local missing
+  if ! missing=$(need_packages); then log "host packages already present"; return 0; fi
+  log "missing: $missing"
   if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
     log "missing tools and not root on Debian: install Docker (with compose v2), openssh-server, shellcheck, postgresql-client yourself"
     return 1
@@ -67,7 +68,7 @@ start_dockerd() {
 }
 
 main() {
-  if docker info >/dev/null 2>&1 && ! need_packages; then log "nothing to do"; return 0; fi
+  if docker info >/dev/null 2>&1 && ! need_packages >/dev/null; then log "nothing to do"; return 0; fi
   install_packages
   start_dockerd
 }
