@@ -84,6 +84,10 @@ describe.sequential("production stack", () => {
     expect(last[3]).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(last[4]).toBe("v1");
     expect(result.all).toMatch(/health: healthy/);
+    // The switch must not reload nginx: a reload closes idle keep-alive client connections.
+    const proxyLog = (await stack.compose(["logs", "--no-color", "proxy"])).stdout;
+    expect(proxyLog).toMatch(/start worker process/);
+    expect(proxyLog).not.toMatch(/reconfiguring|SIGHUP/);
   });
 
   it("3. rollback.sh returns to v1 under the same load with no failed request", async () => {
