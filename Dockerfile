@@ -15,7 +15,8 @@ FROM ${NODE_IMAGE} AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y --no-install-recommends \
  && apt-get install -y --no-install-recommends tini \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /run/slipway && chmod 1777 /run/slipway
 WORKDIR /app
 ENV NODE_ENV=production PORT=3000 MIGRATIONS_DIR=/app/db/migrations \
     DBMATE_MIGRATIONS_DIR=/app/db/migrations DBMATE_NO_DUMP_SCHEMA=true DBMATE_WAIT=true

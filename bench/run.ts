@@ -120,6 +120,70 @@ async function untunedScenarios(clients: number): Promise<Run[]> {
   return runs;
 }
 
+interface SteadyRun {
+  design: string;
+  clients: number;
+  rps: number;
+  p50: number | null;
+  p99: number | null;
+  failed: number;
+}
+
+/**
+ * The per-request price of the reload-free switch: steady load through the proxy as shipped
+ * (njs picks the backend per request, no upstream keep-alive) against a copy whose proxy uses
+ * a static upstream with keep-alive (what a reload-based switch would allow).
+ */
+async function proxyDesigns(): Promise<SteadyRun[]> {
+  const designs: [string, (stack: Stack) => void][] = [
+    ["per-request backend (shipped)", () => {}],
+    ["static upstream + keep-alive", (stack) => {
+      const conf = join(stack.dir, "proxy/default.conf");
+      writeFileSync(conf, `upstream api_static {\n    server api:3000;\n    keepalive 32;\n}\n${readFileSync(conf, "utf8").replace("proxy_pass http://$api_backend;", "proxy_pass http://api_static;")}`);
+      const env = join(stack.dir, ".env");
+      writeFileSync(env, `${readFileSync(env, "utf8")}PROXY_TAG=bench-static-upstream\n`);
+    }],
+  ];
+  const results: SteadyRun[] = [];
+  for (const [design, patch] of designs) {
+    const stack = new Stack({ port: 8000, tag: "v1" }).install();
+    patch(stack);
+    await stack.up();
+    try {
+      for (const clients of CONCURRENCY) {
+        for (let i = 0; i < RUNS; i++) {
+          log(`proxy design "${design}", c=${clients} run ${i + 1}/${RUNS}`);
+          const load = startLoad({ baseUrl: stack.url, clients, maxSeconds: 60 });
+          await sleep(2_000);
+          const from = Date.now();
+          await sleep(10_000);
+          const { samples } = await load.stop();
+          const window = samples.filter((s) => s.at >= from && s.at <= from + 10_000);
+          results.push({
+            design, clients, rps: window.length / 10, p50: percentile(window, 50), p99: percentile(window, 99),
+            failed: window.filter((s) => s.status < 200 || s.status >= 300).length,
+          });
+        }
+      }
+    } finally {
+      await stack.down();
+    }
+  }
+  return results;
+}
+
+function proxyTable(rows: SteadyRun[]): string[] {
+  const out = [`Proxy designs under steady load (median of ${RUNS} x 10 s windows)`, "| design | clients | req/s | p50 ms | p99 ms | failed |", "|---|---|---|---|---|---|"];
+  for (const clients of CONCURRENCY) {
+    for (const design of [...new Set(rows.map((r) => r.design))]) {
+      const rs = rows.filter((r) => r.design === design && r.clients === clients);
+      const m = (f: (r: SteadyRun) => number | null) => median(rs.map(f).filter((v): v is number => v !== null));
+      out.push(`| ${design} | ${clients} | ${fmt(m((r) => r.rps))} | ${fmt(m((r) => r.p50))} | ${fmt(m((r) => r.p99))} | ${rs.map((r) => r.failed).join(", ")} |`);
+    }
+  }
+  return out;
+}
+
 interface DataRun { what: string; seconds: number; mb: number }
 
 async function dataScenarios(): Promise<{ rows: DataRun[]; dumpMb: number; dbMb: number }> {
@@ -171,8 +235,15 @@ const fmt = (v: number | null, unit = "") => (v === null ? "-" : `${Math.round(v
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   await buildImages();
+  if (process.env.BENCH_ONLY === "proxy") {
+    const text = proxyTable(await proxyDesigns()).join("\n");
+    console.log(text);
+    writeFileSync(join(out, "proxy.md"), `${text}\n`);
+    return;
+  }
   const runs = [...(await releaseScenarios()), ...(await untunedScenarios(CONCURRENCY[0]!))];
   const data = DB_MB > 0 ? await dataScenarios() : { rows: [], dumpMb: 0, dbMb: 0 };
+  const proxyRows = await proxyDesigns();
 
   const table: string[] = [];
   table.push(`Release scenarios (median of ${RUNS} runs each; latency in ms; wall and serving-100% in s)`);
@@ -202,6 +273,7 @@ async function main(): Promise<void> {
       table.push(`| ${w} | ${fmt(s)} | ${fmt(data.dbMb / s)} | ${bare ? `${fmt(s / med(bare))}x` : "1x"} |`);
     }
   }
+  table.push("", ...proxyTable(proxyRows));
   const text = table.join("\n");
   console.log(text);
   writeFileSync(join(out, "latest.json"), JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ samples, ...r }) => ({ ...r, samples: samples.length })), data }, null, 2));

@@ -86,13 +86,14 @@ record_release() { # action tag digest previous
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$2" "$3" "${4:--}" "$(operator)" >>"$HISTORY_FILE"
 }
 
-# After a successful roll: append to the history, then make .env name the new release.
-# Prints the image digest.
+# After a successful roll: append to the history, then make .env name the new release (and
+# its slot, so a later `docker compose up -d` matches the running container). Prints the digest.
 finish_release() { # action tag image previous
   local digest
   digest=$(image_digest "$3")
   record_release "$1" "$2" "${digest:--}" "${4:--}"
   env_set API_TAG "$2"
+  if [[ -n "${ROLLED_SLOT:-}" ]]; then env_set API_SLOT "$ROLLED_SLOT"; fi
   echo "${digest:--}"
 }
 
@@ -155,18 +156,20 @@ ensure_image() { # image no_pull
   fi
 }
 
-# Health-gated rolling replacement of the api service: start the new container beside the
-# old, wait for Docker to call it healthy, point the proxy at it (a file nginx reads per
-# request; no reload), check /health through the proxy, let requests already sent to the old
-# container finish, then stop it (it drains on SIGTERM). Any failure before the switch
-# leaves the old container serving and removes the new one.
+# Health-gated rolling replacement of the api service: start the new container in the other
+# release slot (its own unix socket) beside the old, wait for Docker to call it healthy,
+# point the proxy at that slot (a file nginx reads per request; no reload), check /health
+# through the proxy, let requests already sent to the old container finish, then stop it
+# (it drains on SIGTERM). Any failure before the switch leaves the old container serving and
+# removes the new one. Sets ROLLED_SLOT.
 roll_to() { # tag timeout
-  local tag=$1 timeout=$2 new="" name id version served
+  local tag=$1 timeout=$2 new="" name id version served slot old_slot out
   local -a old=() now=()
   mapfile -t old < <(api_containers)
-  step "starting api:$tag beside ${#old[@]} running container(s)"
-  local out
-  if ! out=$(API_TAG=$tag compose up -d --no-deps --no-recreate --scale "api=$((${#old[@]} + 1))" api 2>&1); then
+  old_slot=$(active_slot)
+  slot=$([[ "$old_slot" == a ]] && echo b || echo a)
+  step "starting api:$tag in slot $slot beside ${#old[@]} running container(s) (slot $old_slot)"
+  if ! out=$(API_TAG=$tag API_SLOT=$slot compose up -d --no-deps --no-recreate --scale "api=$((${#old[@]} + 1))" api 2>&1); then
     log "$out"
     die "docker compose could not start api:$tag; the old release keeps serving"
   fi
@@ -182,17 +185,15 @@ roll_to() { # tag timeout
     docker rm -f "$new" >/dev/null
     die "api:$tag never became healthy within ${timeout}s; removed $name, the old release keeps serving and nothing was recorded"
   fi
-  step "switching the proxy to $name"
-  if ! compose exec -T proxy slipway-upstream "$name:3000" >&2; then
+  step "switching the proxy to $name (slot $slot)"
+  if ! compose exec -T proxy slipway-upstream "$slot" >&2; then
     docker rm -f "$new" >/dev/null
     die "the proxy refused the new upstream; removed $name, the old release keeps serving"
   fi
   version=$(container_version "$new")
   served=$(proxy_health | grep -o '"version":"[^"]*"' | cut -d'"' -f4 || true)
   if [[ "$served" != "$version" ]]; then
-    if ((${#old[@]} > 0)); then
-      compose exec -T proxy slipway-upstream "$(container_name "${old[0]}"):3000" >&2 || true
-    fi
+    compose exec -T proxy slipway-upstream "$old_slot" >&2 || true
     docker rm -f "$new" >/dev/null
     die "the proxy served version '${served:-none}' instead of '$version'; switched back, removed $name"
   fi
@@ -205,6 +206,14 @@ roll_to() { # tag timeout
     docker rm "${old[@]}" >/dev/null
   fi
   step "old container(s) stopped; api:$tag is serving all traffic"
+  ROLLED_SLOT=$slot
+}
+
+# The release slot the proxy sends traffic to (a or b); .env's API_SLOT when the proxy is down.
+active_slot() {
+  local slot
+  slot=$(compose exec -T proxy slipway-upstream --show 2>/dev/null || env_get API_SLOT)
+  [[ "$slot" == b ]] && echo b || echo a
 }
 
 # pg_dump ends a whole dump with this marker (followed, since 15.14/17.6, by \unrestrict).

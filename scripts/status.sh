@@ -27,7 +27,9 @@ main() {
   require_positive_int --releases "$n"
   require_project
   echo "release:   $(api_image):$(env_get API_TAG)"
-  echo "backend:   $(compose exec -T proxy slipway-upstream --show 2>/dev/null || echo 'unknown (proxy not running)')"
+  local slot
+  slot=$(active_slot)
+  echo "slot:      $slot (the proxy sends traffic to /run/slipway/api-$slot.sock)"
   echo "health:    $(proxy_health 2>/dev/null || echo 'UNAVAILABLE (proxy not answering /health)')"
   if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
     holder=$(cat "$LOCK_FILE")

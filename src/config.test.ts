@@ -17,6 +17,12 @@ describe("loadConfig", () => {
     expect(() => loadConfig({})).toThrow(/DATABASE_URL is not set; set it/);
   });
 
+  it("accepts an absolute .sock path only", () => {
+    expect(loadConfig({ ...base, LISTEN_SOCKET: "/run/slipway/api-a.sock" }).listenSocket).toBe("/run/slipway/api-a.sock");
+    expect(loadConfig(base).listenSocket).toBeUndefined();
+    expect(() => loadConfig({ ...base, LISTEN_SOCKET: "api.sock" })).toThrow(/LISTEN_SOCKET=api\.sock is not an absolute path/);
+  });
+
   it("refuses a malformed number and an unknown log level", () => {
     expect(() => loadConfig({ ...base, PORT: "80a" })).toThrow(/PORT="80a" is not a non-negative integer/);
     expect(() => loadConfig({ ...base, LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL=loud is unknown/);

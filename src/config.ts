@@ -8,6 +8,8 @@ export interface Config {
   logLevel: string;
   /** How long SIGTERM waits for in-flight requests before giving up. */
   shutdownGraceMs: number;
+  /** Listen on this unix socket instead of host:port (the proxy's release slots use this). */
+  listenSocket?: string;
 }
 
 const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -31,7 +33,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!LOG_LEVELS.has(logLevel)) {
     throw new Error(`LOG_LEVEL=${logLevel} is unknown; use one of ${[...LOG_LEVELS].join(", ")}`);
   }
+  const listenSocket = env.LISTEN_SOCKET || undefined;
+  if (listenSocket !== undefined && !/^\/[A-Za-z0-9_./-]+\.sock$/.test(listenSocket)) {
+    throw new Error(`LISTEN_SOCKET=${listenSocket} is not an absolute path ending in .sock; fix it in the compose file`);
+  }
   return {
+    listenSocket,
     port: intFrom(env, "PORT", 3000),
     host: env.HOST ?? "0.0.0.0",
     databaseUrl,

@@ -1,8 +1,12 @@
-// Docker HEALTHCHECK probe: the slim image has no curl, so Node asks /health/ready itself.
-const port = process.env.PORT ?? "3000";
-try {
-  const res = await fetch(`http://127.0.0.1:${port}/health/ready`, { signal: AbortSignal.timeout(2_500) });
-  process.exit(res.ok ? 0 : 1);
-} catch {
-  process.exit(1);
-}
+// Docker HEALTHCHECK probe: the slim image has no curl, so Node asks /health/ready itself,
+// over the unix socket when the app listens on one.
+import http from "node:http";
+
+const socketPath = process.env.LISTEN_SOCKET || undefined;
+const target = socketPath ? { socketPath } : { host: "127.0.0.1", port: Number(process.env.PORT ?? 3000) };
+const req = http.get({ ...target, path: "/health/ready", timeout: 2_500 }, (res) => {
+  res.resume();
+  process.exit(res.statusCode === 200 ? 0 : 1);
+});
+req.on("timeout", () => req.destroy(new Error("timeout")));
+req.on("error", () => process.exit(1));

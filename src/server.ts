@@ -1,3 +1,4 @@
+import { chmod, rm } from "node:fs/promises";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
 import { createPool } from "./db.js";
@@ -21,7 +22,15 @@ async function main(): Promise<void> {
     app.log.warn({ attempt, checks: report.checks }, "not ready yet; waiting before listening");
     await sleep(Math.min(250 * attempt, 2_000));
   }
-  await app.listen({ port: config.port, host: config.host });
+  if (config.listenSocket) {
+    // A socket left by a crashed predecessor in this slot would make listen fail.
+    await rm(config.listenSocket, { force: true });
+    await app.listen({ path: config.listenSocket });
+    // The proxy runs as another user; the shared directory is the boundary, not the socket.
+    await chmod(config.listenSocket, 0o666);
+  } else {
+    await app.listen({ port: config.port, host: config.host });
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {

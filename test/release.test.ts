@@ -58,7 +58,7 @@ describe.sequential("production stack", () => {
     const { execa } = await import("execa");
     const user = async (ref: string) => String((await execa("docker", ["image", "inspect", "-f", "{{.Config.User}}", ref])).stdout).trim();
     expect(await user("slipway/api:v1")).toBe("node");
-    expect(await user("slipway/proxy:1")).toBe("nginx");
+    expect(await user("slipway/proxy:2")).toBe("nginx");
     const config = String((await execa("docker", ["image", "inspect", "slipway/api:v1"])).stdout);
     expect(config).not.toMatch(/PASSWORD|DATABASE_URL/);
     expect(config).not.toContain(stack.password);
@@ -88,6 +88,8 @@ describe.sequential("production stack", () => {
     const proxyLog = (await stack.compose(["logs", "--no-color", "proxy"])).stdout;
     expect(proxyLog).toMatch(/start worker process/);
     expect(proxyLog).not.toMatch(/reconfiguring|SIGHUP/);
+    // The new release runs in the other slot, and .env records it.
+    expect(stack.read(".env")).toMatch(/^API_SLOT=b$/m);
   });
 
   it("3. rollback.sh returns to v1 under the same load with no failed request", async () => {
@@ -99,6 +101,7 @@ describe.sequential("production stack", () => {
     expect(health.status).toBe(200);
     expect(health.body.version).toBe("v1");
     expect(stack.read(".env")).toMatch(/^API_TAG=v1$/m);
+    expect(stack.read(".env")).toMatch(/^API_SLOT=a$/m);
     expect(stack.read("releases.log")).toMatch(/\trollback\tv1\tsha256:[0-9a-f]{64}\tv2\t/);
   });
 
