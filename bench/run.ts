@@ -130,19 +130,12 @@ interface SteadyRun {
 }
 
 /**
- * The per-request price of the reload-free switch: steady load through the proxy as shipped
- * (njs picks the backend per request, no upstream keep-alive) against a copy whose proxy uses
- * a static upstream with keep-alive (what a reload-based switch would allow).
+ * Steady load through the proxy as shipped (njs reads the active slot per request, keep-alive
+ * upstream per slot). The list takes more designs as [name, patch-the-stack-copy] pairs.
  */
 async function proxyDesigns(): Promise<SteadyRun[]> {
   const designs: [string, (stack: Stack) => void][] = [
-    ["per-request backend (shipped)", () => {}],
-    ["static upstream + keep-alive", (stack) => {
-      const conf = join(stack.dir, "proxy/default.conf");
-      writeFileSync(conf, `upstream api_static {\n    server api:3000;\n    keepalive 32;\n}\n${readFileSync(conf, "utf8").replace("proxy_pass http://$api_backend;", "proxy_pass http://api_static;")}`);
-      const env = join(stack.dir, ".env");
-      writeFileSync(env, `${readFileSync(env, "utf8")}PROXY_TAG=bench-static-upstream\n`);
-    }],
+    ["per-request slot via njs (shipped)", () => {}],
   ];
   const results: SteadyRun[] = [];
   for (const [design, patch] of designs) {
