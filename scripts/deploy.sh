@@ -64,8 +64,10 @@ main() {
       "$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}" >/dev/null
     fi
     step "running migrations with $tag"
-    API_TAG=$tag compose run --rm --no-deps -T migrate >&2 \
-      || die "migrations of $tag failed; nothing was switched and ${current:-the old release} keeps serving. Fix the migration and deploy again"
+    if ! run_migrations "$tag"; then
+      align_migrate "${current:-$tag}"
+      die "migrations of $tag failed; nothing was switched and ${current:-the old release} keeps serving. Fix the migration and deploy again"
+    fi
     roll_to "$tag" "$timeout"
   fi
 

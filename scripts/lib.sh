@@ -166,10 +166,13 @@ roll_to() { # tag timeout
   local tag=$1 timeout=$2 new="" name id version served slot old_slot out
   local -a old=() now=()
   mapfile -t old < <(api_containers)
+  align_migrate "$tag"
   old_slot=$(active_slot)
   slot=$([[ "$old_slot" == a ]] && echo b || echo a)
   step "starting api:$tag in slot $slot beside ${#old[@]} running container(s) (slot $old_slot)"
-  if ! out=$(API_TAG=$tag API_SLOT=$slot compose up -d --no-deps --no-recreate --scale "api=$((${#old[@]} + 1))" api 2>&1); then
+  # Not --no-deps: compose hashes a service's config with its dependencies, and a container
+  # created without them would be recreated (ungated) by any later `docker compose up -d`.
+  if ! out=$(API_TAG=$tag API_SLOT=$slot compose up -d --no-recreate --scale "api=$((${#old[@]} + 1))" api 2>&1); then
     log "$out"
     die "docker compose could not start api:$tag; the old release keeps serving"
   fi
@@ -207,6 +210,18 @@ roll_to() { # tag timeout
   fi
   step "old container(s) stopped; api:$tag is serving all traffic"
   ROLLED_SLOT=$slot
+}
+
+# The one-shot migrate container, recreated (not started) for TAG, so that its config matches
+# .env once the release is recorded and a later `docker compose up -d` leaves it be.
+align_migrate() { # tag
+  API_TAG=$1 compose create --force-recreate migrate >/dev/null 2>&1
+}
+
+# Runs the migrations of TAG in the migrate container, streaming their output; fails with them.
+run_migrations() { # tag
+  align_migrate "$1" || return 1
+  docker start -a "$(compose ps -aq migrate)" >&2
 }
 
 # The release slot the proxy sends traffic to (a or b); .env's API_SLOT when the proxy is down.

@@ -88,8 +88,13 @@ describe.sequential("production stack", () => {
     const proxyLog = (await stack.compose(["logs", "--no-color", "proxy"])).stdout;
     expect(proxyLog).toMatch(/start worker process/);
     expect(proxyLog).not.toMatch(/reconfiguring|SIGHUP/);
-    // The new release runs in the other slot, and .env records it.
+    // The new release runs in the other slot, and .env records it: a later `up -d` (say, by
+    // on-call at 3 a.m.) keeps the running container instead of recreating it ungated.
     expect(stack.read(".env")).toMatch(/^API_SLOT=b$/m);
+    const before = (await stack.compose(["ps", "-q", "api"])).stdout.trim();
+    await stack.compose(["up", "-d", "--wait"]);
+    expect((await stack.compose(["ps", "-q", "api"])).stdout.trim()).toBe(before);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
   });
 
   it("3. rollback.sh returns to v1 under the same load with no failed request", async () => {
@@ -102,6 +107,9 @@ describe.sequential("production stack", () => {
     expect(health.body.version).toBe("v1");
     expect(stack.read(".env")).toMatch(/^API_TAG=v1$/m);
     expect(stack.read(".env")).toMatch(/^API_SLOT=a$/m);
+    const before = (await stack.compose(["ps", "-q", "api"])).stdout.trim();
+    await stack.compose(["up", "-d", "--wait"]);
+    expect((await stack.compose(["ps", "-q", "api"])).stdout.trim()).toBe(before);
     expect(stack.read("releases.log")).toMatch(/\trollback\tv1\tsha256:[0-9a-f]{64}\tv2\t/);
   });
 
