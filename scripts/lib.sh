@@ -161,12 +161,12 @@ ensure_image() { # image no_pull
 # point the proxy at that slot (a file nginx reads per request; no reload), check /health
 # through the proxy, let requests already sent to the old container finish, then stop it
 # (it drains on SIGTERM). Any failure before the switch leaves the old container serving and
-# removes the new one. Sets ROLLED_SLOT.
+# removes the new one. The caller has aligned the migrate container with TAG (run_migrations
+# or align_migrate), since the new container is created with its dependencies. Sets ROLLED_SLOT.
 roll_to() { # tag timeout
   local tag=$1 timeout=$2 new="" name id version served slot old_slot out
   local -a old=() now=()
   mapfile -t old < <(api_containers)
-  align_migrate "$tag"
   old_slot=$(active_slot)
   slot=$([[ "$old_slot" == a ]] && echo b || echo a)
   step "starting api:$tag in slot $slot beside ${#old[@]} running container(s) (slot $old_slot)"

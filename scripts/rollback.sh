@@ -51,6 +51,7 @@ main() {
   else
     ensure_image "$image" "$no_pull"
   fi
+  align_migrate "$tag" || die "docker compose could not prepare the migrate container for $tag; nothing was switched"
   roll_to "$tag" "$timeout"
   digest=$(finish_release rollback "$tag" "$image" "$current")
   step "rolled back to $tag ($digest) in $(elapsed)"
