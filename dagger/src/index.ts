@@ -5,10 +5,12 @@
  * command line (and are tested against real Trivy, sshd and Docker); this file only
  * composes containers from them.
  */
-import { argument, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
+import { randomUUID } from "node:crypto";
+import { argument, check, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
 import { DEPLOY_BUNDLE, type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget } from "./commands/ssh.js";
 import {
+  dbWindow,
   gateReport,
   releaseBlockers,
   SCAN_GATE_EXIT_CODE,
@@ -23,6 +25,16 @@ const SOURCE_IGNORE = ["**/node_modules", "dist", ".git", ".env", ".testenv", "b
 const SSH_KEY = "/run/slipway/ssh_key";
 const KNOWN_HOSTS = "/run/slipway/known_hosts";
 const OUT = "/out";
+
+/** How a scan gets its vulnerability DB and which findings block; decided once per call. */
+interface ScanSettings {
+  severity: string;
+  ignoreUnfixed: boolean;
+  trivyImage: string;
+  dbRepository: string;
+  dbRepositoryInsecure: boolean;
+  trivyCache?: Directory;
+}
 
 /** Slipway's release pipeline: every function runs the same way on a laptop and in CI. */
 @object()
@@ -43,6 +55,7 @@ export class Slipway {
    * Run the unit tests in Node against a real Postgres service, with npm's cache in a cache volume.
    */
   @func()
+  @check()
   async test(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
@@ -70,6 +83,7 @@ export class Slipway {
    * with `-- squawk-ignore <rule>`).
    */
   @func()
+  @check()
   async lint(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
@@ -85,7 +99,8 @@ export class Slipway {
    * remains after `.trivyignore` and, by default, after dropping advisories with no fix yet.
    * Returns the human-readable report. Without `image`, scans a fresh build of `source`.
    */
-  @func()
+  @func({ cache: "never" })
+  @check()
   async scan(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
@@ -94,17 +109,23 @@ export class Slipway {
     severity = "HIGH,CRITICAL",
     /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
+    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
+    dbRepository = "",
+    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
+    dbRepositoryInsecure = false,
+    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
+    trivyCache?: Directory,
     trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
-    const scanned = this.trivy(source, image ?? this.build(source), severity, ignoreUnfixed, trivyImage);
-    return this.gate(scanned, severity);
+    const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
+    return this.gate(this.trivy(source, image ?? this.build(source), settings), severity);
   }
 
   /**
    * The scan's reports as files: report.json, report.sarif (for code scanning) and report.txt.
    * Does not fail on findings; use `scan` or `ci` to gate.
    */
-  @func()
+  @func({ cache: "never" })
   scanReports(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
@@ -113,9 +134,16 @@ export class Slipway {
     severity = "HIGH,CRITICAL",
     /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
+    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
+    dbRepository = "",
+    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
+    dbRepositoryInsecure = false,
+    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
+    trivyCache?: Directory,
     trivyImage = "aquasec/trivy:0.74.0",
   ): Directory {
-    return this.trivy(source, image ?? this.build(source), severity, ignoreUnfixed, trivyImage)
+    const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
+    return this.trivy(source, image ?? this.build(source), settings)
       .withExec(["trivy", ...trivyConvertArgs({ severity, format: "sarif", output: `${OUT}/report.sarif`, gate: false }, `${OUT}/report.json`)])
       .withExec(["trivy", ...trivyConvertArgs({ severity, format: "table", output: `${OUT}/report.txt`, gate: false }, `${OUT}/report.json`)])
       .directory(OUT);
@@ -125,7 +153,7 @@ export class Slipway {
    * Build, scan and push the image to `registry/repository:tag`. Only the exact image that passed
    * the scan is pushed. Returns the pushed reference with its digest.
    */
-  @func()
+  @func({ cache: "never" })
   async publish(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
@@ -142,11 +170,18 @@ export class Slipway {
     severity = "HIGH,CRITICAL",
     /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
+    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
+    dbRepository = "",
+    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
+    dbRepositoryInsecure = false,
+    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
+    trivyCache?: Directory,
     trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
     const ref = imageReference(registry, repository, tag);
     const image = this.build(source, tag);
-    await this.gate(this.trivy(source, image, severity, ignoreUnfixed, trivyImage), severity);
+    const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
+    await this.gate(this.trivy(source, image, settings), severity);
     return image.withRegistryAuth(registry, username, password).publish(ref);
   }
 
@@ -154,7 +189,7 @@ export class Slipway {
    * The main job: lint and unit tests alongside build and scan, then (only when registry
    * credentials are given, and only if everything passed) publish the scanned image.
    */
-  @func()
+  @func({ cache: "never" })
   async ci(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
@@ -167,15 +202,22 @@ export class Slipway {
     severity = "HIGH,CRITICAL",
     /** Skip advisories that have no fixed version yet. */
     ignoreUnfixed = true,
+    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
+    dbRepository = "",
+    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
+    dbRepositoryInsecure = false,
+    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
+    trivyCache?: Directory,
     nodeImage = "node:22.20.0-bookworm-slim",
     postgresImage = "postgres:17.6-bookworm",
     trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
     const image = this.build(source, version);
+    const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
     const [, test, report] = await Promise.all([
       this.lint(source, nodeImage),
       this.test(source, nodeImage, postgresImage),
-      this.gate(this.trivy(source, image, severity, ignoreUnfixed, trivyImage), severity),
+      this.gate(this.trivy(source, image, settings), severity),
     ]);
     const lines = ["lint: passed", `unit tests: passed (${lastLine(test)})`, `scan: passed (${severity})`];
     if (registry && password) {
@@ -192,7 +234,7 @@ export class Slipway {
    * its .env, backups or release history), then run `scripts/deploy.sh <tag>` there: a
    * health-gated, zero-downtime roll. Fails when the script fails.
    */
-  @func()
+  @func({ cache: "never" })
   async deploy(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
@@ -225,7 +267,7 @@ export class Slipway {
    * Roll the host back with `scripts/rollback.sh [tag]`: to the previous release in its history,
    * or to `tag`. Zero downtime, no migrations.
    */
-  @func()
+  @func({ cache: "never" })
   async rollback(host: string, user: string, sshKey: Secret, knownHosts: Secret, tag?: string, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
     return this.runHostScript("rollback", host, user, sshKey, knownHosts, dir, port, sshImage, tag);
   }
@@ -233,7 +275,7 @@ export class Slipway {
   /**
    * Take a database backup on the host with `scripts/backup.sh` (into `dir`/backups).
    */
-  @func()
+  @func({ cache: "never" })
   async backup(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
     return this.runHostScript("backup", host, user, sshKey, knownHosts, dir, port, sshImage);
   }
@@ -241,7 +283,7 @@ export class Slipway {
   /**
    * Show the host's running release, health, deploy lock and last releases (`scripts/status.sh`).
    */
-  @func()
+  @func({ cache: "never" })
   async status(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
     return this.runHostScript("status", host, user, sshKey, knownHosts, dir, port, sshImage);
   }
@@ -260,15 +302,20 @@ export class Slipway {
       .withExec([...INSTALL_COMMAND, "--prefix", "dagger"]);
   }
 
-  /** Runs the scan once to JSON; the table, SARIF and the gate are rendered from that report. */
-  private trivy(source: Directory, image: Container, severity: string, ignoreUnfixed: boolean, trivyImage: string): Container {
-    const ignore = source.filter({ include: [".trivyignore"] });
-    return dag
-      .container()
-      .from(trivyImage)
-      .withMountedCache("/cache/trivy", dag.cacheVolume("slipway-trivy-db"))
+  /**
+   * Runs the scan once to JSON; the table, SARIF and the gate are rendered from that report. The
+   * source's trivy.yaml (if any) is Trivy's own config, read from the working directory.
+   */
+  private trivy(source: Directory, image: Container, s: ScanSettings): Container {
+    const config = source.filter({ include: [".trivyignore", "trivy.yaml"] });
+    let ctr = dag.container().from(s.trivyImage);
+    ctr = s.trivyCache
+      ? ctr.withDirectory("/cache/trivy", s.trivyCache)
+      : ctr.withMountedCache("/cache/trivy", dag.cacheVolume("slipway-trivy-db")).withEnvVariable("SLIPWAY_TRIVY_DB_WINDOW", dbWindow(new Date()));
+    return ctr
       .withFile("/scan/image.tar", image.asTarball())
-      .withDirectory("/scan/config", ignore)
+      .withDirectory("/scan/config", config)
+      .withWorkdir("/scan/config")
       .withExec([
         "sh", "-c",
         // A missing .trivyignore is fine: point Trivy at an empty one.
@@ -278,13 +325,15 @@ export class Slipway {
         "trivy",
         ...trivyScanArgs({
           input: "/scan/image.tar",
-          severity,
-          ignoreUnfixed,
+          severity: s.severity,
+          ignoreUnfixed: s.ignoreUnfixed,
           ignoreFile: "/scan/config/.trivyignore",
           format: "json",
           output: `${OUT}/report.json`,
           cacheDir: "/cache/trivy",
-          offline: false,
+          offline: s.trivyCache !== undefined,
+          dbRepository: s.dbRepository || undefined,
+          insecure: s.dbRepositoryInsecure,
           gate: false,
         }),
       ]);
@@ -316,8 +365,9 @@ export class Slipway {
       .withExec(["apk", "add", "--no-cache", "openssh-client", "bash", "tar"])
       .withMountedSecret(SSH_KEY, sshKey, { mode: 0o600 })
       .withMountedSecret(KNOWN_HOSTS, knownHosts, { mode: 0o644 })
-      // Every call must really reach the host, never come from Dagger's cache.
-      .withEnvVariable("SLIPWAY_RUN_AT", new Date().toISOString());
+      // The functions that use this say cache: "never", but the engine also caches each exec by
+      // its inputs: a fresh input per call makes every call really reach the host.
+      .withEnvVariable("SLIPWAY_CALL_ID", randomUUID());
   }
 
   private async runHostScript(

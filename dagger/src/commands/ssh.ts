@@ -36,7 +36,9 @@ export function sshArgv(target: SshTarget, remoteCommand: string): string[] {
     "-o", `UserKnownHostsFile=${target.knownHostsPath}`,
     "-o", "GlobalKnownHostsFile=/dev/null",
     "-o", "ConnectTimeout=15",
+    // A dead link is noticed within a minute instead of hanging until TCP gives up.
     "-o", "ServerAliveInterval=15",
+    "-o", "ServerAliveCountMax=4",
     "-o", "LogLevel=ERROR",
     `${user}@${host.replace(/^\[|\]$/g, "")}`,
     "--",

@@ -28,6 +28,10 @@ export interface ScanOptions {
   cacheDir?: string;
   /** Use the DB already in cacheDir: no DB downloads, no version check, no telemetry. */
   offline: boolean;
+  /** Download the DB from this OCI repository (a mirror in the user's own registry) instead of Trivy's default. */
+  dbRepository?: string;
+  /** Allow plain HTTP or an untrusted certificate when downloading from dbRepository. */
+  insecure?: boolean;
   /** Exit with SCAN_GATE_EXIT_CODE when a finding at a blocking severity remains. */
   gate: boolean;
 }
@@ -50,11 +54,30 @@ function reportArgs(o: ReportOptions): string[] {
   return args;
 }
 
-function globalArgs(o: Pick<ScanOptions, "cacheDir" | "offline">): string[] {
+function globalArgs(o: Pick<ScanOptions, "cacheDir" | "offline" | "dbRepository" | "insecure">): string[] {
   const args: string[] = [];
   if (o.cacheDir) args.push("--cache-dir", o.cacheDir);
   if (o.offline) args.push("--skip-db-update", "--skip-java-db-update", "--skip-version-check", "--disable-telemetry");
+  else if (o.dbRepository) args.push("--db-repository", validateRepositoryRef(o.dbRepository));
+  if (o.insecure) args.push("--insecure");
   return args;
+}
+
+/** An OCI repository reference as Trivy takes it: `host[:port]/path[:tag]`, e.g. registry.acme.internal/trivy-db:2. */
+export function validateRepositoryRef(ref: string): string {
+  if (!/^[a-z0-9.-]+(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)+(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$/.test(ref)) {
+    throw new Error(`invalid DB repository ${JSON.stringify(ref)}: use host[:port]/path[:tag], e.g. registry.acme.internal/aquasecurity/trivy-db:2`);
+  }
+  return ref;
+}
+
+/**
+ * The window a scan's DB download belongs to (UTC date and six-hour block; Trivy publishes its DB
+ * every six hours). The engine caches an exec by its inputs, so this input is what lets a scan
+ * fetch a newer DB when one can exist, and reuse the result within the window.
+ */
+export function dbWindow(now: Date): string {
+  return `${now.toISOString().slice(0, 10)}T${String(Math.floor(now.getUTCHours() / 6) * 6).padStart(2, "0")}`;
 }
 
 /** `trivy image …`: vulnerabilities only, so a secret or misconfig finding never reads as a CVE gate. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEPLOY_BUNDLE, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget } from "./ssh.js";
+import { DEPLOY_BUNDLE, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget } from "../../src/commands/ssh.js";
 
 const target: SshTarget = { host: "app.example.com", user: "deploy", port: 2222, keyPath: "/k", knownHostsPath: "/kh" };
 
@@ -9,6 +9,7 @@ describe("ssh command lines", () => {
     expect(argv.join(" ")).toContain("-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/kh");
     expect(argv.join(" ")).not.toMatch(/StrictHostKeyChecking=(no|accept-new)/);
     expect(argv).toContain("BatchMode=yes");
+    expect(argv.join(" ")).toContain("-o ServerAliveInterval=15 -o ServerAliveCountMax=4");
     expect(argv.slice(-3)).toEqual(["deploy@app.example.com", "--", "true"]);
     expect(argv.slice(argv.indexOf("-p"), argv.indexOf("-p") + 2)).toEqual(["-p", "2222"]);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { shellQuote, validateArg, validateDir, validateHost, validatePort, validateTag, validateUser } from "./shell.js";
+import { shellQuote, validateArg, validateDir, validateHost, validatePort, validateTag, validateUser } from "../../src/commands/shell.js";
 
 describe("validation of values bound for a remote shell", () => {
   it.each(["v1", "v1.2.3", "2026-11-23_abc", "a".repeat(128), "sha-0123abc"])("accepts tag %s", (tag) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assertReleasable, gateReport, parseSeverities, SCAN_GATE_EXIT_CODE, trivyConvertArgs, trivyScanArgs } from "./trivy.js";
+import { assertReleasable, dbWindow, gateReport, parseSeverities, SCAN_GATE_EXIT_CODE, trivyConvertArgs, trivyScanArgs } from "../../src/commands/trivy.js";
 
 const report = (vulns: { id: string; severity: string }[]) =>
   JSON.stringify({
@@ -36,6 +36,26 @@ describe("trivy arguments", () => {
     expect(trivyConvertArgs({ severity: "HIGH", format: "sarif", gate: false }, "/r.json")).toEqual([
       "convert", "--severity", "HIGH", "--format", "sarif", "--exit-code", "0", "/r.json",
     ]);
+  });
+
+  it("downloads the DB from the user's own repository when given one, and never when offline", () => {
+    const base = { input: "/i.tar", severity: "HIGH", ignoreUnfixed: false, format: "json" as const, gate: false };
+    const mirror = trivyScanArgs({ ...base, offline: false, dbRepository: "registry.acme.internal:5000/sec/trivy-db:2", insecure: true });
+    expect(mirror.join(" ")).toContain("--db-repository registry.acme.internal:5000/sec/trivy-db:2");
+    expect(mirror).toContain("--insecure");
+    const offline = trivyScanArgs({ ...base, offline: true, dbRepository: "registry.acme.internal/trivy-db" });
+    expect(offline).not.toContain("--db-repository");
+    expect(offline).toContain("--skip-db-update");
+    expect(trivyScanArgs({ ...base, offline: false })).not.toContain("--insecure");
+    for (const bad of ["ghcr.io", "https://ghcr.io/aquasecurity/trivy-db", "reg/x;id", "Reg.io/Trivy-DB", "reg.io/db:-x"]) {
+      expect(() => trivyScanArgs({ ...base, offline: false, dbRepository: bad }), bad).toThrow(/^invalid DB repository .*host\[:port\]\/path/);
+    }
+  });
+
+  it("puts a scan in the six-hour window in which Trivy may publish a new DB", () => {
+    expect(dbWindow(new Date("2026-11-25T05:59:59Z"))).toBe("2026-11-25T00");
+    expect(dbWindow(new Date("2026-11-25T06:00:00Z"))).toBe("2026-11-25T06");
+    expect(dbWindow(new Date("2026-11-25T23:10:00Z"))).toBe("2026-11-25T18");
   });
 
   it("refuses an unknown severity with the allowed list", () => {

@@ -1,23 +1,31 @@
 /**
- * What `dagger functions` would list, checked with the SDK's own module introspector (the
- * engine can't run here), plus the two ways a module that type-checks still breaks in the
- * engine: importing a name the generated runtime library lacks, and drifting pins.
+ * What `dagger functions` lists, checked fast with the SDK's own module introspector (the real
+ * engine runs the module in test/dagger-engine.test.ts), plus the ways a module that
+ * type-checks still breaks in the engine: a test file under src/ (the runtime loads every .ts
+ * there), importing a name the generated runtime library lacks, a side effect served from the
+ * function cache, and drifting pins.
+ *
+ * The module's tests live in dagger/test/, not beside the code, for the first of those reasons.
  */
 import { copyFileSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
-import { IMAGES, LINT_COMMANDS, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
-import { TRIVY_IMAGE } from "./commands/trivy.js";
+import { IMAGES, LINT_COMMANDS, UNIT_TEST_COMMAND } from "../src/commands/pipeline.js";
+import { TRIVY_IMAGE } from "../src/commands/trivy.js";
 
-const here = fileURLToPath(new URL(".", import.meta.url));
-const repo = join(here, "../..");
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const src = join(repo, "dagger/src");
 const sdk = join(repo, "dagger/node_modules/@dagger.io/dagger/dist/src");
 
 interface Arg { defaultValue?: unknown; isOptional: boolean; description: string; defaultPath?: string; ignore?: string[] }
 interface Fn { description: string; arguments: Record<string, Arg> }
+/** What the introspector decides beyond toJSON(): the @func cache policy and the @check mark. */
+interface Policy { cache?: string; isCheck: boolean }
 let fns: Record<string, Fn>;
+let policies: Record<string, Policy>;
 let objectDescription: string;
 
 beforeAll(async () => {
@@ -27,9 +35,13 @@ beforeAll(async () => {
   copyFileSync(join(sdk, "api/client.gen.d.ts"), clientGen);
   writeFileSync(clientGen, readFileSync(clientGen, "utf8").replace('from "../common/context.js"', `from "${join(sdk, "common/context.js")}"`));
   const { scan } = await import(join(sdk, "module/introspector/index.js"));
-  const mod = (await scan([join(here, "index.ts"), clientGen], "slipway", false)).toJSON();
+  const introspected = await scan([join(src, "index.ts"), clientGen], "slipway", false);
+  const mod = introspected.toJSON();
   fns = mod.objects.Slipway.methods;
   objectDescription = mod.objects.Slipway.description;
+  policies = Object.fromEntries(
+    Object.entries(introspected.objects.Slipway.methods as Record<string, Policy>).map(([k, f]) => [k, { cache: f.cache, isCheck: f.isCheck }]),
+  );
 }, 60_000);
 
 describe("the Dagger module as the engine sees it", () => {
@@ -54,6 +66,10 @@ describe("the Dagger module as the engine sees it", () => {
     expect(fns.build!.arguments.version!.defaultValue).toBe("dev");
     expect(fns.scan!.arguments.severity!.defaultValue).toBe("HIGH,CRITICAL");
     expect(fns.scan!.arguments.image!.isOptional).toBe(true);
+    for (const name of ["scan", "scanReports", "publish", "ci"]) {
+      expect(fns[name]!.arguments.dbRepository!.defaultValue, name).toBe("");
+      expect(fns[name]!.arguments.trivyCache!.isOptional, name).toBe(true);
+    }
     expect(Object.keys(fns.deploy!.arguments)).toEqual(["source", "host", "user", "sshKey", "knownHosts", "tag", "dir", "port", "timeout", "sshImage"]);
     expect(fns.deploy!.arguments.dir!.defaultValue).toBe("/opt/slipway");
     expect(fns.deploy!.arguments.port!.defaultValue).toBe(22);
@@ -70,6 +86,61 @@ describe("the Dagger module as the engine sees it", () => {
     expect(defaults("trivyImage")).toEqual(new Set([TRIVY_IMAGE]));
     expect(readFileSync(join(repo, "Dockerfile"), "utf8")).toContain(`ARG NODE_IMAGE=${IMAGES.node}`);
     expect(readFileSync(join(repo, "docker-compose.prod.yml"), "utf8")).toContain(`\${POSTGRES_IMAGE:-${IMAGES.postgres}}`);
+  });
+});
+
+/**
+ * Which methods of the module class reach outside the engine, read from the source: a method
+ * does when its body (or a private helper it calls, transitively) opens an SSH connection, pushes
+ * to a registry or runs Trivy (which downloads its DB from a registry).
+ */
+function methodsReachingOut(file: string): Set<string> {
+  const REACHES_OUT = [/\bthis\.ssh\(/, /\.publish\(/, /\bthis\.trivy\(/];
+  const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.ES2022, true);
+  const bodies = new Map<string, string>();
+  const visit = (node: ts.Node) => {
+    if (ts.isMethodDeclaration(node) && node.body) bodies.set(node.name.getText(source), node.body.getText(source));
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  const reaches = (name: string, seen: Set<string>): boolean => {
+    const body = bodies.get(name);
+    if (!body || seen.has(name)) return false;
+    seen.add(name);
+    if (REACHES_OUT.some((re) => re.test(body))) return true;
+    return [...body.matchAll(/\bthis\.(\w+)\(/g)].some((m) => reaches(m[1]!, seen));
+  };
+  return new Set([...bodies.keys()].filter((name) => reaches(name, new Set())));
+}
+
+describe("what the engine caches and what `dagger check` runs", () => {
+  it("every function that reaches a host or a registry opts out of the function cache", () => {
+    const reaching = [...methodsReachingOut(join(src, "index.ts"))].filter((name) => name in fns).sort();
+    // The detector itself must see the side effects we know of, or this test could not fail.
+    expect(reaching).toEqual(expect.arrayContaining(["backup", "ci", "deploy", "publish", "rollback", "scan", "scanReports", "status"]));
+    const cached = reaching.filter((name) => policies[name]!.cache !== "never");
+    expect(cached, "add @func({ cache: \"never\" }) to these").toEqual([]);
+  });
+
+  it("the detector flags a side-effecting function that forgets the policy", () => {
+    const dir = mkdtempSync(join(tmpdir(), "dagger-cache-policy-"));
+    const file = join(dir, "index.ts");
+    writeFileSync(file, "class M {\n  async poke() { return this.helper(); }\n  private helper() { return this.ssh(1); }\n  pure() { return 1; }\n}\n");
+    expect([...methodsReachingOut(file)].sort()).toEqual(["helper", "poke"]);
+  });
+
+  it("marks lint, unit tests and the scan gate as checks, and nothing that deploys", () => {
+    const checks = Object.entries(policies).filter(([, p]) => p.isCheck).map(([name]) => name).sort();
+    expect(checks).toEqual(["lint", "scan", "test"]);
+    for (const name of checks) {
+      const required = Object.entries(fns[name]!.arguments).filter(([, a]) => !a.isOptional && a.defaultValue === undefined && !a.defaultPath);
+      expect(required, `${name} must run with no arguments`).toEqual([]);
+    }
+  });
+
+  it("keeps tests out of dagger/src, which the engine's runtime loads file by file", () => {
+    const tests = readdirSync(src, { recursive: true, encoding: "utf8" }).filter((f) => /\.test\.ts$/.test(f));
+    expect(tests).toEqual([]);
   });
 });
 
@@ -102,8 +173,8 @@ describe("imports from @dagger.io/dagger", () => {
     const api = generatedApiNames();
     expect(api.has("dag")).toBe(true);
     expect(api.has("ExecError")).toBe(false);
-    const files = readdirSync(here, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"));
-    const used = files.flatMap((f) => daggerImports(join(here, f)));
+    const files = readdirSync(src, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
+    const used = files.flatMap((f) => daggerImports(join(src, f)));
     expect(used).toContain("object");
     const unsafe = used.filter((n) => !RUNTIME.has(n) && !api.has(n));
     expect(unsafe).toEqual([]);
