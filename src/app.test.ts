@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FastifyInstance } from "fastify";
 import { scratchDatabase, type ScratchDb } from "../test/support/database.js";
@@ -22,7 +23,10 @@ describe("the API against a real Postgres", () => {
     const res = await app.inject({ method: "GET", url: "/health" });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: "ok", version: "v-test", checks: { database: "ok", migrations: "ok" } });
-    expect((await app.inject({ url: "/health/ready" })).statusCode).toBe(200);
+    const ready = await app.inject({ url: "/health/ready" });
+    expect(ready.statusCode).toBe(200);
+    // The probe and the roll tell this container's answer from another server's on the same socket.
+    expect(ready.headers["x-slipway-instance"]).toBe(hostname());
     expect((await app.inject({ url: "/health/live" })).statusCode).toBe(200);
   });
 

@@ -1,9 +1,9 @@
-import { chmod, rm } from "node:fs/promises";
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
 import { createPool } from "./db.js";
 import { checkHealth } from "./health.js";
 import { shippedVersions } from "./migrations.js";
+import { claimSocket } from "./socket.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -23,11 +23,10 @@ async function main(): Promise<void> {
     await sleep(Math.min(250 * attempt, 2_000));
   }
   if (config.listenSocket) {
-    // A socket left by a crashed predecessor in this slot would make listen fail.
-    await rm(config.listenSocket, { force: true });
-    await app.listen({ path: config.listenSocket });
-    // The proxy runs as another user; the shared directory is the boundary, not the socket.
-    await chmod(config.listenSocket, 0o666);
+    const path = config.listenSocket;
+    await claimSocket((bound) => app.listen({ path: bound }), path, {
+      onWait: (s) => s % 5 === 0 && app.log.warn({ path, waitedSeconds: s }, "another live server holds this slot's socket; waiting for it to stop"),
+    });
   } else {
     await app.listen({ port: config.port, host: config.host });
   }

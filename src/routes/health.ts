@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Queryable } from "../db.js";
 import { checkHealth } from "../health.js";
+import { INSTANCE_HEADER, instanceName } from "../instance.js";
 
 export interface HealthDeps {
   db: Queryable;
@@ -16,6 +17,9 @@ export function registerHealthRoutes(app: FastifyInstance, deps: HealthDeps): vo
   const full = async (_req: unknown, reply: import("fastify").FastifyReply) => {
     const report = await checkHealth(deps.db, deps.shipped, deps.version);
     if (!deps.isAccepting()) report.status = "fail";
+    // Which container answered (its hostname): the health probe and the roll check they reach
+    // the container they mean, not another server on the same socket path.
+    reply.header(INSTANCE_HEADER, instanceName());
     return reply.code(report.status === "ok" ? 200 : 503).send(report);
   };
   app.get("/health", { logLevel: "warn" }, full);
