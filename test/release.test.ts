@@ -6,24 +6,12 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { describeFailures, startLoad, type LoadResult } from "./support/load.js";
+import { describeFailures, report, runUnderLoad } from "./support/load.js";
 import { buildImages, getJson, Stack } from "./support/stack.js";
 
 const CLIENTS = 12;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function underLoad<T>(stack: Stack, action: () => Promise<T>): Promise<{ result: T; load: LoadResult }> {
-  const load = startLoad({ baseUrl: stack.url, clients: CLIENTS, maxSeconds: 180 });
-  await sleep(1_000);
-  const result = await action();
-  await sleep(1_000);
-  return { result, load: await load.stop() };
-}
-
-function report(label: string, load: LoadResult): void {
-  const writes = load.samples.filter((s) => s.kind === "write").length;
-  console.log(`${label}: ${load.sent} requests (${writes} writes) from ${CLIENTS} clients, ${load.failed.length} failed (${describeFailures(load)})`);
-}
+const underLoad = <T>(stack: Stack, action: () => Promise<T>) => runUnderLoad({ baseUrl: stack.url, clients: CLIENTS, maxSeconds: 180 }, action);
 
 async function countItems(stack: Stack, ids?: number[]): Promise<number> {
   const client = new pg.Client({ connectionString: await stack.databaseUrl() });

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Test scaffolding, never product code. Brings a fresh machine to the point where `vitest`
 # can run every test for real: Docker engine, base images (real or stand-in), the Dagger
-# module's dependencies, Trivy and the test-DB writer, actionlint, and a Postgres for the
-# unit tests. Idempotent and quick when everything is already there.
+# module's dependencies, Trivy and the test-DB writer, actionlint, a Postgres for the unit
+# tests, and a Dagger engine. Idempotent and quick when everything is already there.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -66,6 +66,7 @@ main() {
   "$here/standins.sh"
   go_tools
   test_postgres
+  "$here/dagger-engine.sh"
   log "test environment ready"
 }
 

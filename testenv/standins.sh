@@ -32,11 +32,16 @@ build_standin() {
   local image=$1 kind=$2 ctx
   ctx=$(mktemp -d)
   cp "$here/standins/"* "$ctx/"
-  if [[ "$kind" == node ]]; then
-    cp "$(readlink -f "$(command -v node)")" "$ctx/node"
-    cp -r "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$ctx/npm"
-    cp /etc/ssl/certs/ca-certificates.crt "$ctx/"
-  fi
+  case "$kind" in
+    node)
+      cp "$(readlink -f "$(command -v node)")" "$ctx/node"
+      cp -r "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$ctx/npm"
+      cp /etc/ssl/certs/ca-certificates.crt "$ctx/" ;;
+    trivy)
+      [[ -x "${SLIPWAY_TRIVY_BIN:-}" ]] || { log "set SLIPWAY_TRIVY_BIN to a built trivy for $image"; return 1; }
+      cp "$SLIPWAY_TRIVY_BIN" "$ctx/trivy"
+      cp /etc/ssl/certs/ca-certificates.crt "$ctx/" ;;
+  esac
   log "building stand-in $image from standins/$kind.Dockerfile"
   docker build -q --build-arg BASE="$base_image" -f "$ctx/$kind.Dockerfile" -t "$image" "$ctx" >/dev/null
   rm -rf "$ctx"
@@ -47,20 +52,23 @@ ensure_image() {
   if docker image inspect "$image" >/dev/null 2>&1; then return 0; fi
   if docker pull -q "$image" >/dev/null 2>&1; then log "pulled $image"; return 0; fi
   case "$image" in
-    node:*) kind=node ;; postgres:*) kind=postgres ;; nginx:*) kind=nginx ;;
+    node:*) kind=node ;; postgres:*) kind=postgres ;; nginx:*) kind=nginx ;; aquasec/trivy:*) kind=trivy ;;
     *) log "no stand-in recipe for $image"; return 1 ;;
   esac
   ensure_base
   build_standin "$image" "$kind"
 }
 
+# With no arguments: the images the product pins. With arguments: those images.
 main() {
   mkdir -p "$cache"
   local image
-  while read -r image; do
+  local -a images=("$@")
+  ((${#images[@]} > 0)) || mapfile -t images < <(pinned_images)
+  for image in "${images[@]}"; do
     [[ -n "$image" ]] && ensure_image "$image"
-  done < <(pinned_images)
-  log "base images ready: $(pinned_images | tr '\n' ' ')"
+  done
+  log "base images ready: ${images[*]}"
 }
 
 main "$@"

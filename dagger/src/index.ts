@@ -7,11 +7,12 @@
  */
 import { randomUUID } from "node:crypto";
 import { argument, check, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
-import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
+import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, testSummary, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
 import { DEPLOY_BUNDLE, type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget } from "./commands/ssh.js";
 import {
   dbWindow,
   gateReport,
+  trivyCacheVolume,
   releaseBlockers,
   SCAN_GATE_EXIT_CODE,
   trivyConvertArgs,
@@ -214,12 +215,16 @@ export class Slipway {
   ): Promise<string> {
     const image = this.build(source, version);
     const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
-    const [, test, report] = await Promise.all([
+    // Every gate runs to its end, so one run reports every reason the commit is not releasable.
+    const [lint, test, scan] = await Promise.allSettled([
       this.lint(source, nodeImage),
       this.test(source, nodeImage, postgresImage),
       this.gate(this.trivy(source, image, settings), severity),
     ]);
-    const lines = ["lint: passed", `unit tests: passed (${lastLine(test)})`, `scan: passed (${severity})`];
+    const failed = ciFailures({ lint, "unit tests": test, scan });
+    if (failed) throw new Error(failed);
+    const report = (scan as PromiseFulfilledResult<string>).value;
+    const lines = ["lint: passed", `unit tests: passed (${testSummary((test as PromiseFulfilledResult<string>).value)})`, `scan: passed (${severity})`];
     if (registry && password) {
       const ref = imageReference(registry, repository, version);
       lines.push(`published: ${await image.withRegistryAuth(registry, username, password).publish(ref)}`);
@@ -311,11 +316,16 @@ export class Slipway {
     let ctr = dag.container().from(s.trivyImage);
     ctr = s.trivyCache
       ? ctr.withDirectory("/cache/trivy", s.trivyCache)
-      : ctr.withMountedCache("/cache/trivy", dag.cacheVolume("slipway-trivy-db")).withEnvVariable("SLIPWAY_TRIVY_DB_WINDOW", dbWindow(new Date()));
+      : ctr
+          // One cache per DB source: Trivy trusts a cached DB until its NextUpdate, whichever repository it came from.
+          .withMountedCache("/cache/trivy", dag.cacheVolume(trivyCacheVolume(s.dbRepository)))
+          .withEnvVariable("SLIPWAY_TRIVY_DB_WINDOW", dbWindow(new Date()));
     return ctr
       .withFile("/scan/image.tar", image.asTarball())
       .withDirectory("/scan/config", config)
       .withWorkdir("/scan/config")
+      // Trivy does not create its output's directory (the official image has no /out).
+      .withDirectory(OUT, dag.directory())
       .withExec([
         "sh", "-c",
         // A missing .trivyignore is fine: point Trivy at an empty one.
@@ -381,6 +391,15 @@ export class Slipway {
   }
 }
 
-function lastLine(text: string): string {
-  return text.trim().split("\n").filter(Boolean).at(-1)?.trim() ?? "";
+/** The failed gates of a ci run, each with its error, or "" when all passed. */
+function ciFailures(gates: Record<string, PromiseSettledResult<string>>): string {
+  const failed = Object.entries(gates).filter((e): e is [string, PromiseRejectedResult] => e[1].status === "rejected");
+  if (failed.length === 0) return "";
+  // An exec's error carries its output (the failing test, squawk's finding) beside the message.
+  const tail = (text: string) => text.trimEnd().split("\n").slice(-60).join("\n");
+  const reason = (err: unknown) => {
+    const e = err as { message?: string; stdout?: string; stderr?: string };
+    return [e.message ?? String(err), e.stdout && `stdout:\n${tail(e.stdout)}`, e.stderr && `stderr:\n${tail(e.stderr)}`].filter(Boolean).join("\n");
+  };
+  return [`ci failed: ${failed.map(([name]) => name).join(", ")}`, ...failed.map(([name, r]) => `--- ${name} failed:\n${reason(r.reason)}`)].join("\n");
 }

@@ -100,3 +100,19 @@ export function describeFailures(result: LoadResult): string {
   }
   return [...byCause].map(([k, v]) => `${v} x ${k}`).join(", ") || "none";
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `action` while the load runs, with a second of traffic before and after it. */
+export async function runUnderLoad<T>(opts: LoadOptions, action: () => Promise<T>): Promise<{ result: T; load: LoadResult }> {
+  const load = startLoad(opts);
+  await sleep(1_000);
+  const result = await action();
+  await sleep(1_000);
+  return { result, load: await load.stop() };
+}
+
+export function report(label: string, load: LoadResult): void {
+  const writes = load.samples.filter((s) => s.kind === "write").length;
+  console.log(`${label}: ${load.sent} requests (${writes} writes), ${load.failed.length} failed (${describeFailures(load)})`);
+}

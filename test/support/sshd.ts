@@ -3,7 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
 
-/** A real OpenSSH server on 127.0.0.1 with a generated host key, and a client key it trusts. */
+/**
+ * A real OpenSSH server on 127.0.0.1 (and any other of this machine's addresses, such as the
+ * gateway the Dagger engine's containers reach it by) with a generated host key, and a client
+ * key it trusts.
+ */
 export class TestSshd {
   readonly dir = mkdtempSync(join(tmpdir(), "slipway-sshd-"));
   readonly keyPath = join(this.dir, "client_key");
@@ -11,21 +15,25 @@ export class TestSshd {
   readonly wrongKnownHostsPath = join(this.dir, "known_hosts_wrong");
   private proc?: ResultPromise;
 
-  constructor(readonly port: number) {}
+  constructor(
+    readonly port: number,
+    readonly addresses: readonly string[] = ["127.0.0.1"],
+  ) {}
 
   async start(): Promise<void> {
     const keygen = (file: string) => execa("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file]);
     await Promise.all([keygen(join(this.dir, "host_key")), keygen(this.keyPath), keygen(join(this.dir, "other_host_key"))]);
     writeFileSync(join(this.dir, "authorized_keys"), readFileSync(`${this.keyPath}.pub`));
     chmodSync(join(this.dir, "authorized_keys"), 0o600);
-    const entry = (pub: string) => `[127.0.0.1]:${this.port} ${readFileSync(pub, "utf8").split(" ").slice(0, 2).join(" ")}\n`;
+    const key = (pub: string) => readFileSync(pub, "utf8").split(" ").slice(0, 2).join(" ");
+    const entry = (pub: string) => this.addresses.map((a) => `[${a}]:${this.port} ${key(pub)}\n`).join("");
     writeFileSync(this.knownHostsPath, entry(join(this.dir, "host_key.pub")));
     writeFileSync(this.wrongKnownHostsPath, entry(join(this.dir, "other_host_key.pub")));
     writeFileSync(
       join(this.dir, "sshd_config"),
       [
         `Port ${this.port}`,
-        "ListenAddress 127.0.0.1",
+        ...this.addresses.map((a) => `ListenAddress ${a}`),
         `HostKey ${join(this.dir, "host_key")}`,
         `AuthorizedKeysFile ${join(this.dir, "authorized_keys")}`,
         `PidFile ${join(this.dir, "sshd.pid")}`,

@@ -10,12 +10,15 @@ export const API_IMAGE = "slipway/api";
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [stack] ${msg}\n`);
 
+/** Builds release `version` of the API with the real Dockerfile, as slipway/api:<version>. */
+export async function buildRelease(version: string): Promise<void> {
+  log(`docker build --build-arg APP_VERSION=${version} -t ${API_IMAGE}:${version} .`);
+  await execa("docker", ["build", "-q", "--build-arg", `APP_VERSION=${version}`, "-t", `${API_IMAGE}:${version}`, "."], { cwd: repoRoot });
+}
+
 /** Builds the release images with the real Dockerfile, plus the fault images derived from v1. */
 export async function buildImages(): Promise<void> {
-  for (const version of ["v1", "v2"]) {
-    log(`docker build --build-arg APP_VERSION=${version} -t ${API_IMAGE}:${version} .`);
-    await execa("docker", ["build", "-q", "--build-arg", `APP_VERSION=${version}`, "-t", `${API_IMAGE}:${version}`, "."], { cwd: repoRoot });
-  }
+  for (const version of ["v1", "v2"]) await buildRelease(version);
   await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:unhealthy`, "-f", "unhealthy.Dockerfile", "."], {
     cwd: join(repoRoot, "test/fixtures"),
   });

@@ -34,3 +34,11 @@ export function imageReference(registry: string, repository: string, tag: string
   }
   return `${registry}/${repository}:${tag}`;
 }
+
+/** The test runner's count line ("Tests  57 passed (57)"), for ci's one-line summary. */
+export function testSummary(output: string): string {
+  // Strip colour codes (ESC [ … m): the runner may colour its summary.
+  // eslint-disable-next-line no-control-regex
+  const plain = output.replace(/\u001b\[[0-9;]*m/g, "");
+  return plain.match(/^\s*Tests\s+(.+?)\s*$/m)?.[1] ?? (plain.trim().split("\n").at(-1)?.trim() ?? "");
+}

@@ -71,6 +71,11 @@ export function validateRepositoryRef(ref: string): string {
   return ref;
 }
 
+/** The engine cache volume for Trivy's DB from `dbRepository` ("" = Trivy's default source). */
+export function trivyCacheVolume(dbRepository: string): string {
+  return dbRepository ? `slipway-trivy-db-${dbRepository.toLowerCase().replace(/[^a-z0-9]+/g, "-")}` : "slipway-trivy-db";
+}
+
 /**
  * The window a scan's DB download belongs to (UTC date and six-hour block; Trivy publishes its DB
  * every six hours). The engine caches an exec by its inputs, so this input is what lets a scan

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assertReleasable, dbWindow, gateReport, parseSeverities, SCAN_GATE_EXIT_CODE, trivyConvertArgs, trivyScanArgs } from "../../src/commands/trivy.js";
+import { assertReleasable, dbWindow, trivyCacheVolume, gateReport, parseSeverities, SCAN_GATE_EXIT_CODE, trivyConvertArgs, trivyScanArgs } from "../../src/commands/trivy.js";
 
 const report = (vulns: { id: string; severity: string }[]) =>
   JSON.stringify({
@@ -50,6 +50,12 @@ describe("trivy arguments", () => {
     for (const bad of ["ghcr.io", "https://ghcr.io/aquasecurity/trivy-db", "reg/x;id", "Reg.io/Trivy-DB", "reg.io/db:-x"]) {
       expect(() => trivyScanArgs({ ...base, offline: false, dbRepository: bad }), bad).toThrow(/^invalid DB repository .*host\[:port\]\/path/);
     }
+  });
+
+  it("keeps each DB source's download in its own cache volume", () => {
+    expect(trivyCacheVolume("")).toBe("slipway-trivy-db");
+    expect(trivyCacheVolume("10.0.0.5:5000/sec/trivy-db:2")).toBe("slipway-trivy-db-10-0-0-5-5000-sec-trivy-db-2");
+    expect(trivyCacheVolume("a/b:2")).not.toBe(trivyCacheVolume("a/c:2"));
   });
 
   it("puts a scan in the six-hour window in which Trivy may publish a new DB", () => {

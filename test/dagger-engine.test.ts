@@ -1,0 +1,226 @@
+/**
+ * The Dagger module as its users run it: the real `dagger` CLI against a real engine (see
+ * testenv/dagger-engine.sh), reaching a real sshd on this machine, a real registry and the real
+ * host scripts and Docker stack. What only an engine shows is tested here: the function cache
+ * (status and rollback run twice with the same arguments), the runtime loading the module, the
+ * scan's DB coming from the user's own registry, and what `dagger check` runs.
+ */
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { execa } from "execa";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot } from "./support/database.js";
+import { dagger, daggerEngine, type DaggerEngine } from "./support/dagger.js";
+import { describeFailures, report, runUnderLoad } from "./support/load.js";
+import { pushTrivyDb, registryDigest } from "./support/oci.js";
+import { API_IMAGE, buildImages, buildRelease, getJson, Stack } from "./support/stack.js";
+import { TestSshd } from "./support/sshd.js";
+import { toolPath } from "./support/tools.js";
+
+const found = daggerEngine();
+const skip = "skip" in found ? found.skip : undefined;
+// The host and registry cases need the engine built here: its mirror is trusted over plain HTTP
+// and its network's gateway reaches this machine's sshd.
+const hostSkip = skip ?? ((found as DaggerEngine).gateway ? undefined : "the host cases need the engine testenv/dagger-engine.sh builds (a dagger on PATH runs its own engine)");
+if (skip) process.stderr.write(`[dagger-engine] SKIPPED, every case: ${skip}\n`);
+else if (hostSkip) process.stderr.write(`[dagger-engine] SKIPPED, deploy/rollback/status/publish: ${hostSkip}\n`);
+const engine = found as DaggerEngine;
+
+const work = mkdtempSync(join(tmpdir(), "slipway-engine-"));
+const FUNCTIONS = ["backup", "build", "ci", "deploy", "lint", "publish", "rollback", "scan", "scan-reports", "status", "test"];
+
+/** A copy of the repo committed as a fixture, with `change` applied: what a bad commit looks like. */
+async function fixtureCommit(name: string, change: (dir: string) => void): Promise<string> {
+  const dir = join(work, name);
+  const left = [".git", ".testenv", "dist", "bench/results"];
+  cpSync(repoRoot, dir, {
+    recursive: true,
+    filter: (src) => {
+      const rel = relative(repoRoot, src);
+      return !rel.split("/").includes("node_modules") && !left.some((p) => rel === p || rel.startsWith(`${p}/`));
+    },
+  });
+  change(dir);
+  const git = (...args: string[]) => execa("git", ["-c", "user.name=fixture", "-c", "user.email=fixture@example.invalid", ...args], { cwd: dir });
+  await git("init", "-q");
+  await git("add", "-A");
+  await git("commit", "-qm", name);
+  return dir;
+}
+
+/** Trivy DBs in the registry: the repository as the engine's containers name it. */
+async function dbRepository(name: string, severity: string): Promise<string> {
+  const cache = join(work, `db-${name}`);
+  const spec = { advisories: [{ os: "debian 12", pkg: "zlib", id: `CVE-2099-${severity}`, fixed: "1:9.9.9-1", severity }] };
+  await execa(toolPath("trivydb"), ["-cache", cache], { input: JSON.stringify(spec) });
+  await pushTrivyDb(engine.hostRegistry!, `slipway-test/trivy-db-${name}`, "2", cache);
+  return `${engine.engineRegistry}/slipway-test/trivy-db-${name}:2`;
+}
+
+describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
+  let cleanDb = "";
+  let highDb = "";
+  const scanFlags = (db: string) => [`--db-repository=${db}`, "--db-repository-insecure"];
+
+  beforeAll(async () => {
+    if (engine.hostRegistry) {
+      cleanDb = await dbRepository("medium", "MEDIUM");
+      highDb = await dbRepository("high", "HIGH");
+    }
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it("`dagger functions` lists every function with its doc", async () => {
+    const r = await dagger(engine, ["functions"]);
+    expect(r.exitCode, r.all).toBe(0);
+    for (const name of FUNCTIONS) expect(r.stdout, name).toMatch(new RegExp(`^${name}\\s+\\S.{15,}`, "m"));
+    console.log(`dagger functions: ${r.seconds.toFixed(0)} s`);
+  });
+
+  it("`dagger check -l` lists lint, the unit tests and the scan gate", async () => {
+    const r = await dagger(engine, ["check", "-l"]);
+    expect(r.exitCode, r.all).toBe(0);
+    for (const name of ["lint", "test", "scan"]) expect(r.stdout, name).toMatch(new RegExp(`^slipway:${name}\\s`, "m"));
+    expect(r.stdout).not.toMatch(/^slipway:(deploy|rollback|publish|status|backup|ci)\b/m);
+  });
+
+  it.skipIf(Boolean(hostSkip))("`dagger call ci` passes on the repo, scanning with the DB from the user's registry", async () => {
+    const r = await dagger(engine, ["call", "ci", ...scanFlags(cleanDb)]);
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.stdout).toMatch(/lint: passed/);
+    expect(r.stdout).toMatch(/unit tests: passed \(.*\d+ passed/);
+    expect(r.stdout).toMatch(/scan: passed \(HIGH,CRITICAL\)/);
+    console.log(`dagger call ci: ${r.seconds.toFixed(0)} s`);
+  });
+
+  it.skipIf(Boolean(hostSkip))("`dagger call ci` fails on a HIGH finding from that DB, naming it", async () => {
+    const r = await dagger(engine, ["call", "ci", ...scanFlags(highDb)]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(/ci failed: scan\b/);
+    expect(r.all).toMatch(/image blocked by the scan: 1 HIGH\/CRITICAL finding\(s\): CVE-2099-HIGH \(HIGH\) in zlib/);
+  });
+
+  it.skipIf(Boolean(hostSkip))("`dagger call ci` fails on a commit with a failing unit test", async () => {
+    const dir = await fixtureCommit("failing-test", (d) =>
+      writeFileSync(join(d, "src/fixture-fails.test.ts"), 'import { expect, it } from "vitest";\nit("fixture: a broken promise", () => expect(1 + 1).toBe(3));\n'),
+    );
+    const r = await dagger(engine, ["call", "ci", ...scanFlags(cleanDb)], { cwd: dir });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(/ci failed: unit tests\b/);
+    expect(r.all).toMatch(/fixture: a broken promise/);
+  });
+
+  it.skipIf(Boolean(hostSkip))("`dagger call ci` fails on a commit whose migration squawk rejects", async () => {
+    const dir = await fixtureCommit("dropping-migration", (d) =>
+      writeFileSync(join(d, "db/migrations/29990101000000_drop_name.sql"), "-- migrate:up\nALTER TABLE items DROP COLUMN name;\n\n-- migrate:down\nALTER TABLE items ADD COLUMN name text;\n"),
+    );
+    const r = await dagger(engine, ["call", "ci", ...scanFlags(cleanDb)], { cwd: dir });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(/ci failed: lint\b/);
+    expect(r.all).toMatch(/ban-drop-column/);
+  });
+
+  it.skipIf(Boolean(hostSkip))("`dagger check` runs lint, test and scan with no flags, the scan's DB mirror named in the commit's trivy.yaml", async () => {
+    // Without the mirror Trivy would go to ghcr.io, which no engine here can reach: passing proves it was read.
+    const dir = await fixtureCommit("trivy-yaml", (d) => writeFileSync(join(d, "trivy.yaml"), `insecure: true\ndb:\n  repository: ${cleanDb}\n`));
+    const r = await dagger(engine, ["check"], { cwd: dir });
+    expect(r.exitCode, r.all).toBe(0);
+    for (const name of ["lint", "test", "scan"]) expect(r.all, name).toMatch(new RegExp(`\\b${name}\\b`));
+  });
+
+  it.skipIf(Boolean(hostSkip))("`dagger call publish` pushes the scanned image and returns the digest the registry serves", async () => {
+    const tag = `engine-${Date.now()}`;
+    const r = await dagger(engine, [
+      "call", "publish", `--registry=${engine.engineRegistry}`, "--repository=slipway/api", "--username=ci",
+      "--password=env:SLIPWAY_TEST_REGISTRY_PASSWORD", `--tag=${tag}`, ...scanFlags(cleanDb),
+    ], { env: { SLIPWAY_TEST_REGISTRY_PASSWORD: "unused-by-this-registry" } });
+    expect(r.exitCode, r.all).toBe(0);
+    const ref = r.stdout.trim().split("\n").at(-1)!;
+    expect(ref).toMatch(new RegExp(`^${engine.engineRegistry!.replace(/\./g, "\\.")}/slipway/api:${tag}@sha256:[0-9a-f]{64}$`));
+    expect(ref.split("@")[1]).toBe(await registryDigest(engine.hostRegistry!, "slipway/api", tag));
+  });
+
+  describe.skipIf(Boolean(hostSkip)).sequential("deploy, rollback and status over SSH to this machine", () => {
+    let sshd: TestSshd;
+    let stack: Stack;
+    const remoteDir = join(work, "host");
+    const hostArgs = () => [
+      `--host=${engine.gateway}`, `--port=${sshd.port}`, "--user=root",
+      `--ssh-key=file:${sshd.keyPath}`, `--known-hosts=file:${sshd.knownHostsPath}`, `--dir=${remoteDir}`,
+    ];
+    const call = (fn: string, ...args: string[]) => dagger(engine, ["call", fn, ...hostArgs(), ...args]);
+    const history = () => stack.read("releases.log").split("\n").filter((l) => l && !l.startsWith("#"));
+
+    beforeAll(async () => {
+      await buildImages();
+      await buildRelease("v3");
+      for (const v of ["v1", "v2", "v3"]) {
+        const ref = `${engine.hostRegistry}/slipway/api:${v}`;
+        await execa("docker", ["tag", `${API_IMAGE}:${v}`, ref]);
+        await execa("docker", ["push", "-q", ref]);
+        // The deploy must really pull what the registry holds.
+        await execa("docker", ["rmi", ref]);
+      }
+      sshd = new TestSshd(2223, ["127.0.0.1", engine.gateway!]);
+      await sshd.start();
+      stack = new Stack({ port: 8002, tag: "v1", apiImage: `${engine.hostRegistry}/slipway/api`, dir: remoteDir });
+      cpSync(join(repoRoot, ".env.example"), join(remoteDir, ".env.example"));
+      stack.writeEnv();
+    });
+    afterAll(async () => {
+      await stack?.down();
+      await sshd?.stop();
+    });
+
+    it("`dagger call deploy` ships the bundle and starts v1 from the registry", async () => {
+      const r = await call("deploy", "--tag=v1");
+      expect(r.exitCode, r.all).toBe(0);
+      expect(existsSync(join(remoteDir, "scripts/deploy.sh"))).toBe(true);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+    });
+
+    it("`dagger call deploy` rolls v1 to v2 under reads and writes with no failed request", async () => {
+      const { result, load } = await runUnderLoad({ baseUrl: stack.url, clients: 8, maxSeconds: 600 }, () => call("deploy", "--tag=v2"));
+      report("dagger call deploy v1->v2", load);
+      expect(result.exitCode, result.all).toBe(0);
+      expect(load.sent).toBeGreaterThan(100);
+      expect(load.failed, describeFailures(load)).toEqual([]);
+      expect(load.samples.some((s) => s.version === "v2")).toBe(true);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+    });
+
+    it("`dagger call rollback` and `status`, each run twice with the same arguments, reach the host every time", async () => {
+      expect((await call("deploy", "--tag=v3")).exitCode).toBe(0);
+      const before = history().length;
+      const status1 = await call("status");
+      expect(status1.exitCode, status1.all).toBe(0);
+      expect(status1.stdout).toMatch(/release: .*slipway\/api:v3/);
+
+      const first = await call("rollback");
+      expect(first.exitCode, first.all).toBe(0);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+      const second = await call("rollback");
+      expect(second.exitCode, second.all).toBe(0);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+      expect(history().slice(before).map((l) => l.split("\t").slice(1, 3).join(" "))).toEqual(["rollback v2", "rollback v1"]);
+
+      const status2 = await call("status");
+      expect(status2.exitCode, status2.all).toBe(0);
+      expect(status2.stdout).toMatch(/release: .*slipway\/api:v1/);
+      expect(status2.stdout).not.toBe(status1.stdout);
+    });
+
+    it("`dagger call deploy` to a host whose key is not the known one fails and runs nothing", async () => {
+      const untouched = join(work, "never-shipped");
+      const r = await dagger(engine, [
+        "call", "deploy", `--host=${engine.gateway}`, `--port=${sshd.port}`, "--user=root", `--ssh-key=file:${sshd.keyPath}`,
+        `--known-hosts=file:${sshd.wrongKnownHostsPath}`, `--dir=${untouched}`, "--tag=v2",
+      ]);
+      expect(r.exitCode).not.toBe(0);
+      expect(r.all).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
+      expect(existsSync(untouched)).toBe(false);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+    });
+  });
+});
