@@ -101,6 +101,14 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     expect(r.all).toMatch(/image blocked by the scan: 1 HIGH\/CRITICAL finding\(s\): CVE-2099-HIGH \(HIGH\) in zlib/);
   });
 
+  it.skipIf(Boolean(hostSkip))("`dagger call scan` with a pre-warmed cache scans offline with that DB", async () => {
+    // The HIGH DB pushed above, as a directory: no registry is asked.
+    const r = await dagger(engine, ["call", "scan", `--trivy-cache=${join(work, "db-high")}`]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(/image blocked by the scan: 1 HIGH\/CRITICAL finding\(s\): CVE-2099-HIGH \(HIGH\) in zlib/);
+    expect(r.all).toMatch(/--skip-db-update/);
+  });
+
   it.skipIf(Boolean(hostSkip))("`dagger call ci` fails on a commit with a failing unit test", async () => {
     const dir = await fixtureCommit("failing-test", (d) =>
       writeFileSync(join(d, "src/fixture-fails.test.ts"), 'import { expect, it } from "vitest";\nit("fixture: a broken promise", () => expect(1 + 1).toBe(3));\n'),
