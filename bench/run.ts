@@ -87,8 +87,8 @@ async function releaseScenarios(): Promise<Run[]> {
         runs.push(await measure(stack, clients, "rollback", ["bash", "scripts/rollback.sh", "--no-pull", "v1"]));
         runs.push(await measure(stack, clients, "failed-deploy", ["bash", "scripts/deploy.sh", "--no-pull", "--skip-backup", "--timeout", "20", "unhealthy"]));
         // The baseline: recreate the api container in place with the new tag.
-        runs.push(await measure(stack, clients, "compose-up baseline", ["docker", "compose", "-f", "docker-compose.prod.yml", "up", "-d", "--no-deps", "api"], { API_TAG: "v2" }));
-        await stack.compose(["up", "-d", "--no-deps", "--wait", "api"]); // back to v1 from .env
+        runs.push(await measure(stack, clients, "compose-up baseline", ["docker", "compose", "-f", "docker-compose.prod.yml", "up", "-d", "--no-deps", "api-a"], { API_A_TAG: "v2" }));
+        await stack.compose(["up", "-d", "--no-deps", "--wait", "api-a"]); // back to v1 from .env
       }
     } finally {
       await stack.down();

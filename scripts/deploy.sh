@@ -22,13 +22,16 @@ Options:
   --timeout SECONDS  how long to wait for the new container to turn healthy (default 60)
   -h, --help         show this help
 
-Environment: SLIPWAY_DIR, SLIPWAY_HISTORY, SLIPWAY_LOCK_FILE, SLIPWAY_BACKUP_DIR (backups),
-SLIPWAY_BACKUP_KEEP (10), SLIPWAY_OPERATOR.
+It first repairs what an interrupted operation left (see scripts/repair.sh), and it runs to
+the end even if the SSH link or terminal drops: its output also goes to slipway.log.
+
+Environment: SLIPWAY_DIR, SLIPWAY_HISTORY, SLIPWAY_LOCK_FILE (.deploy.lock), SLIPWAY_LOG
+(slipway.log), SLIPWAY_BACKUP_DIR (backups), SLIPWAY_BACKUP_KEEP (10), SLIPWAY_OPERATOR.
 USAGE
 }
 
 main() {
-  local tag="" no_pull=0 skip_backup=0 timeout=60 image current digest
+  local tag="" no_pull=0 skip_backup=0 timeout=60 image current
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -47,16 +50,19 @@ main() {
   [[ "$(env_get POSTGRES_PASSWORD)" != "change-me" ]] \
     || die "POSTGRES_PASSWORD in .env is still the example placeholder: set a real secret (openssl rand -hex 24)"
 
+  survive_disconnect
   acquire_lock "deploy:$tag"
+  reconcile
   image="$(api_image):$tag"
   current=$(env_get API_TAG)
   step "deploying $image (current: ${current:-none})"
   ensure_image "$image" "$no_pull"
 
-  if [[ -z "$(compose ps -q db)" ]]; then
-    step "no running stack: starting every service with $tag"
-    API_TAG=$tag compose up -d --wait --wait-timeout "$timeout" >&2 || die "the stack did not come up healthy; see: docker compose -f $COMPOSE_FILE_NAME logs"
+  if [[ -z "$(api_containers)" && -z "$(history_entries)" ]]; then
+    first_release "$tag" "$timeout" "$current"
   else
+    [[ -n "$(compose ps -q --status running db)" ]] \
+      || die "the database (db service) is not running, so nothing was changed: start it with docker compose -f $COMPOSE_FILE_NAME up -d --wait db, then deploy again"
     if ((skip_backup)); then
       step "pre-deploy backup skipped (--skip-backup)"
     else
@@ -71,8 +77,19 @@ main() {
     roll_to "$tag" "$timeout"
   fi
 
-  digest=$(finish_release deploy "$tag" "$image" "$current")
-  step "deployed $tag ($digest) in $(elapsed); recorded in $HISTORY_FILE"
+  finish_release deploy "$tag" "$image" "$current"
+  CLEAN_EXIT=1
+  step "deployed $tag ($RELEASE_DIGEST) in $(elapsed); recorded in $HISTORY_FILE"
+}
+
+# The host's first release: nothing serves yet, so the whole stack starts with TAG.
+first_release() { # tag timeout previous_env_tag
+  step "first release on this host: starting every service with $1"
+  env_set API_TAG "$1" API_SLOT a COMPOSE_PROFILES slot-a API_A_TAG "$1"
+  if ! compose up -d --wait --wait-timeout "$2" >&2; then
+    env_set API_TAG "$3" API_A_TAG "$3"
+    die "the stack did not come up healthy with $1; see: docker compose -f $COMPOSE_FILE_NAME logs"
+  fi
 }
 
 main "$@"

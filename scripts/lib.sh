@@ -6,11 +6,15 @@
 SLIPWAY_DIR=${SLIPWAY_DIR:-$PWD}
 COMPOSE_FILE_NAME=docker-compose.prod.yml
 HISTORY_FILE=${SLIPWAY_HISTORY:-$SLIPWAY_DIR/releases.log}
-LOCK_FILE=${SLIPWAY_LOCK_FILE:-/run/lock/slipway-deploy.lock}
+# In the project directory, so every user who can release (root, the deploy user) shares one lock.
+LOCK_FILE=${SLIPWAY_LOCK_FILE:-$SLIPWAY_DIR/.deploy.lock}
+# Every release operation's log, kept on the host: a dropped SSH link loses nothing.
+LOG_FILE=${SLIPWAY_LOG:-$SLIPWAY_DIR/slipway.log}
 SCRIPT_START=$(date +%s)
 
 log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SCRIPT_NAME:-slipway}" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+# A failure the script handled: the host is consistent, so the lock holder's note is cleared.
+die() { log "ERROR: $*"; CLEAN_EXIT=1; exit 1; }
 elapsed() { echo "$(($(date +%s) - SCRIPT_START))s"; }
 step() { log "[$(elapsed)] $*"; }
 
@@ -40,17 +44,26 @@ env_get() {
   sed -n "s/^${key}=//p" "$SLIPWAY_DIR/.env" | tail -n 1 | sed -e 's/^"\(.*\)"$/\1/' -e "s/^'\\(.*\\)'\$/\\1/"
 }
 
-# Sets KEY=VALUE in .env atomically, keeping its mode; VALUE is already validated.
-env_set() {
-  local key=$1 value=$2 file="$SLIPWAY_DIR/.env" tmp
+# Sets KEY=VALUE pairs in .env in one atomic rename, keeping its mode and owner; values are
+# already validated. One rename for all keys: API_TAG and API_SLOT must never disagree on disk.
+env_set() { # KEY VALUE [KEY VALUE ...]
+  local file="$SLIPWAY_DIR/.env" tmp key value
   tmp=$(mktemp "$SLIPWAY_DIR/.env.XXXXXX")
   chmod --reference="$file" "$tmp"
-  if grep -q "^${key}=" "$file"; then
-    sed "s/^${key}=.*/${key}=${value}/" "$file" >"$tmp"
-  else
-    { cat "$file"; printf '%s=%s\n' "$key" "$value"; } >"$tmp"
-  fi
-  mv "$tmp" "$file"
+  # Root releasing on a host the deploy user owns must not leave .env readable by root alone.
+  chown --reference="$file" "$tmp" 2>/dev/null || true
+  cp "$file" "$tmp"
+  while (($# >= 2)); do
+    key=$1 value=$2
+    shift 2
+    if grep -q "^${key}=" "$tmp"; then
+      sed -i "s/^${key}=.*/${key}=${value}/" "$tmp"
+    else
+      printf '%s=%s\n' "$key" "$value" >>"$tmp"
+    fi
+  done
+  sync "$tmp" 2>/dev/null || true
+  mv "$tmp" "$file" || { rm -f "$tmp"; return 1; }
 }
 
 api_image() {
@@ -59,17 +72,49 @@ api_image() {
   echo "${image:-slipway/api}"
 }
 
-# Host-wide lock: one release operation at a time. The holder's details live in the file.
+# Host-wide lock: one release operation at a time. The holder's details live in the file and
+# stay there if the holder is killed, which is how status.sh tells an interrupted operation.
 acquire_lock() { # what
   local what=$1 holder
-  mkdir -p "$(dirname "$LOCK_FILE")" 2>/dev/null || true
-  exec 9>>"$LOCK_FILE" || die "cannot open lock file $LOCK_FILE: set SLIPWAY_LOCK_FILE to a writable path"
+  shared_file "$LOCK_FILE" || die "cannot create the lock file $LOCK_FILE: make $SLIPWAY_DIR writable by the users who release (its group)"
+  # Read-only is enough for flock, so a lock file we cannot write still excludes us correctly.
+  exec 9<"$LOCK_FILE" || die "cannot open the lock file $LOCK_FILE: give the users who release read access to it (chmod 0660, group of $SLIPWAY_DIR)"
   if ! flock -n 9; then
     holder=$(cat "$LOCK_FILE" 2>/dev/null)
-    die "another release operation holds the deploy lock (${holder:-unknown holder}); wait for it to finish, or if it died, check that pid and retry"
+    die "another release operation holds the deploy lock (${holder:-unknown holder}); wait for it to finish (scripts/status.sh shows it)"
   fi
+  INTERRUPTED=$(cat "$LOCK_FILE" 2>/dev/null || true)
+  [[ -z "$INTERRUPTED" ]] || log "the last release operation did not finish ($INTERRUPTED); repairing before anything else"
   printf 'pid=%s user=%s op=%s dir=%s since=%s\n' "$$" "$(operator)" "$what" "$SLIPWAY_DIR" \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$LOCK_FILE"
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null >"$LOCK_FILE" || log "warning: cannot write the holder's details to $LOCK_FILE"
+  trap 'release_lock_note' EXIT
+}
+
+# Creates FILE, if absent, writable by the project directory's group: whoever creates it first
+# (root, or the deploy user), the other can still write it.
+shared_file() { # file
+  [[ -e "$1" ]] && return 0
+  (umask 0007 && : >>"$1") || return 1
+  chgrp --reference="$SLIPWAY_DIR" "$1" 2>/dev/null || true
+}
+
+# On a clean exit (success, or a failure die() handled), nothing is left half-done: clear the note.
+release_lock_note() {
+  if [[ "${CLEAN_EXIT:-0}" == 1 ]]; then : 2>/dev/null >"$LOCK_FILE" || true; fi
+}
+
+# The holder's note when the lock is free: an operation that was killed before it finished.
+interrupted_operation() {
+  [[ -s "$LOCK_FILE" ]] && flock -n "$LOCK_FILE" true 2>/dev/null && cat "$LOCK_FILE"
+}
+
+# Long operations outlive a dropped SSH link or closed terminal: SIGHUP and SIGPIPE are ignored
+# (and so by every child), and all output also goes to LOG_FILE through `tee -p`, which keeps
+# writing the file after the terminal's pipe is gone, so the script never meets a broken pipe.
+survive_disconnect() {
+  trap '' HUP PIPE
+  { shared_file "$LOG_FILE" && [[ -w "$LOG_FILE" ]]; } 2>/dev/null || { log "warning: cannot write $LOG_FILE; output goes to the terminal only"; return 0; }
+  exec > >(tee -p -a "$LOG_FILE") 2> >(tee -p -a "$LOG_FILE" >&2)
 }
 
 operator() {
@@ -80,21 +125,19 @@ operator() {
 # --- the release history: append-only, tab-separated -------------------------------
 # time  action  tag  digest  previous  operator
 record_release() { # action tag digest previous
-  if [[ ! -f "$HISTORY_FILE" ]]; then
+  shared_file "$HISTORY_FILE" || return 1
+  if [[ ! -s "$HISTORY_FILE" ]]; then
     printf '# time\taction\ttag\tdigest\tprevious\toperator\n' >>"$HISTORY_FILE"
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$2" "$3" "${4:--}" "$(operator)" >>"$HISTORY_FILE"
 }
 
-# After a successful roll: append to the history, then make .env name the new release (and
-# its slot, so a later `docker compose up -d` matches the running container). Prints the digest.
+# After a successful roll (which already made .env name the new release): append it to the
+# history. Run as a plain command, never inside $(...), so a failed write fails the script.
+# Sets RELEASE_DIGEST.
 finish_release() { # action tag image previous
-  local digest
-  digest=$(image_digest "$3")
-  record_release "$1" "$2" "${digest:--}" "${4:--}"
-  env_set API_TAG "$2"
-  if [[ -n "${ROLLED_SLOT:-}" ]]; then env_set API_SLOT "$ROLLED_SLOT"; fi
-  echo "${digest:--}"
+  RELEASE_DIGEST=$(image_digest "$3")
+  record_release "$1" "$2" "${RELEASE_DIGEST:--}" "${4:--}" || die "the release is live but could not be recorded in $HISTORY_FILE (disk full?); fix that, then run scripts/repair.sh"
 }
 
 history_entries() {
@@ -108,10 +151,17 @@ previous_release() { # current
 }
 
 # --- containers ------------------------------------------------------------------
-api_containers() { compose ps -q api 2>/dev/null; }
+# Both slots' services, whichever one .env's COMPOSE_PROFILES enables.
+compose_all() { COMPOSE_PROFILES=slot-a,slot-b compose "$@"; }
+# The api containers of SLOT (a or b), or of both; running or not: a stopped leftover counts.
+slot_containers() { compose_all ps -aq "api-$1" 2>/dev/null; }
+api_containers() { compose_all ps -aq api-a api-b 2>/dev/null; }
+other_slot() { [[ "$1" == a ]] && echo b || echo a; }
+env_slot() { [[ "$(env_get API_SLOT)" == b ]] && echo b || echo a; }
+container_slot() { docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1" | sed -n 's#^LISTEN_SOCKET=/run/slipway/api-\([ab]\)\.sock$#\1#p'; }
+container_tag() { docker inspect -f '{{.Config.Image}}' "$1" | sed -n 's#^.*:\([^:/]*\)$#\1#p'; }
 container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's#^/##'; }
 container_health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo missing; }
-container_version() { docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1" | sed -n 's/^APP_VERSION=//p'; }
 
 # Waits until the container is healthy, printing each change of state and a heartbeat.
 wait_healthy() { # container timeout_seconds
@@ -142,6 +192,12 @@ image_digest() { # image:tag
 
 # GET /health through the proxy, from inside the proxy container (no host port or curl needed).
 proxy_health() { compose exec -T proxy curl -fsS --max-time 5 http://127.0.0.1:8080/health; }
+# Which container the proxy reaches: the instance header of /health through it.
+proxy_instance() {
+  compose exec -T proxy curl -fsS --max-time 5 -o /dev/null -D - http://127.0.0.1:8080/health \
+    | tr -d '\r' | sed -n 's/^x-slipway-instance: *//Ip'
+}
+container_instance() { docker inspect -f '{{.Config.Hostname}}' "$1"; }
 
 # Makes sure IMAGE is on this host: pulls it, or with no_pull=1 only checks it is present.
 ensure_image() { # image no_pull
@@ -156,51 +212,66 @@ ensure_image() { # image no_pull
   fi
 }
 
-# Health-gated rolling replacement of the api service: start the new container in the other
-# release slot (its own unix socket) beside the old, wait for Docker to call it healthy,
-# point the proxy at that slot (a file nginx reads per request; no reload), check /health
-# through the proxy, let requests already sent to the old container finish, then stop it
-# (it drains on SIGTERM). Any failure before the switch leaves the old container serving and
-# removes the new one. The caller has aligned the migrate container with TAG (run_migrations
-# or align_migrate), since the new container is created with its dependencies. Sets ROLLED_SLOT.
+# Health-gated rolling replacement of the API: start the new release in the idle slot (its own
+# compose service and unix socket) beside the serving one, check it runs the image asked for,
+# wait for Docker to call it healthy, make .env name it, point the proxy at its slot (a file
+# nginx reads per request; no reload), check the proxy reaches that very container, let
+# requests already sent to the old container finish, then stop it (it drains on SIGTERM). Any
+# failure before the switch leaves the old container serving and removes the new one. The
+# caller has run reconcile and aligned the migrate container with TAG.
+#
+# Why a kill at any step is safe: the slots are separate services and .env's COMPOSE_PROFILES
+# names the serving one, so `docker compose up -d` only ever manages the container .env names,
+# which is healthy from the moment .env names it (written before the switch); the other slot is
+# left alone, and the proxy's backup upstream sends requests to whichever slot is live.
 roll_to() { # tag timeout
-  local tag=$1 timeout=$2 new="" name id version served slot old_slot out
-  local -a old=() now=()
-  mapfile -t old < <(api_containers)
+  local tag=$1 timeout=$2 new name served slot old_slot out prev_tag want
+  local -a old=() stale=()
   old_slot=$(active_slot)
-  slot=$([[ "$old_slot" == a ]] && echo b || echo a)
-  step "starting api:$tag in slot $slot beside ${#old[@]} running container(s) (slot $old_slot)"
-  # Not --no-deps: compose hashes a service's config with its dependencies, and a container
-  # created without them would be recreated (ungated) by any later `docker compose up -d`.
-  if ! out=$(API_TAG=$tag API_SLOT=$slot compose up -d --no-recreate --scale "api=$((${#old[@]} + 1))" api 2>&1); then
+  slot=$(other_slot "$old_slot")
+  prev_tag=$(env_get API_TAG)
+  mapfile -t old < <(slot_containers "$old_slot")
+  mapfile -t stale < <(slot_containers "$slot")
+  if ((${#stale[@]} > 0)); then
+    step "removing what an earlier operation left in slot $slot"
+    docker rm -f "${stale[@]}" >/dev/null
+  fi
+  step "starting api:$tag in slot $slot beside ${#old[@]} container(s) in slot $old_slot"
+  # TAG reaches .env only with the switch below; until then the idle slot's service is outside
+  # the active profile, and `docker compose up -d` leaves it be.
+  if ! out=$(export "API_${slot^^}_TAG=$tag" && compose up -d "api-$slot" 2>&1); then
     log "$out"
+    mapfile -t stale < <(slot_containers "$slot")
+    ((${#stale[@]} == 0)) || docker rm -f "${stale[@]}" >/dev/null
     die "docker compose could not start api:$tag; the old release keeps serving"
   fi
-  mapfile -t now < <(api_containers)
-  for id in "${now[@]}"; do
-    [[ " ${old[*]} " == *" $id "* ]] || new=$id
-  done
+  new=$(slot_containers "$slot" | head -n 1)
   [[ -n "$new" ]] || die "no new api container appeared; the old release keeps serving"
   name=$(container_name "$new")
+  want=$(docker image inspect -f '{{.Id}}' "$(api_image):$tag")
+  if [[ "$(docker inspect -f '{{.Image}}' "$new")" != "$want" ]]; then
+    docker rm -f "$new" >/dev/null
+    die "$name does not run $(api_image):$tag; removed it, the old release keeps serving"
+  fi
   step "waiting up to ${timeout}s for $name to turn healthy"
   if ! wait_healthy "$new" "$timeout"; then
     log "last health check output: $(last_health_output "$new" | tr '\n' ' ')"
     docker rm -f "$new" >/dev/null
     die "api:$tag never became healthy within ${timeout}s; removed $name, the old release keeps serving and nothing was recorded"
   fi
+  step "recording api:$tag (slot $slot) in .env before the switch"
+  if ! env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"; then
+    docker rm -f "$new" >/dev/null
+    die "cannot write .env (disk full?); removed $name, the old release keeps serving"
+  fi
   step "switching the proxy to $name (slot $slot)"
-  if ! compose exec -T proxy slipway-upstream "$slot" >&2; then
-    docker rm -f "$new" >/dev/null
-    die "the proxy refused the new upstream; removed $name, the old release keeps serving"
-  fi
-  version=$(container_version "$new")
-  served=$(proxy_health | grep -o '"version":"[^"]*"' | cut -d'"' -f4 || true)
-  if [[ "$served" != "$version" ]]; then
+  compose exec -T proxy slipway-upstream "$slot" >&2 || undo_roll "the proxy refused the new upstream"
+  served=$(proxy_instance || true)
+  if [[ "$served" != "$(container_instance "$new")" ]]; then
     compose exec -T proxy slipway-upstream "$old_slot" >&2 || true
-    docker rm -f "$new" >/dev/null
-    die "the proxy served version '${served:-none}' instead of '$version'; switched back, removed $name"
+    undo_roll "the proxy reached '${served:-nothing}', not $name; switched back"
   fi
-  step "proxy serves version $version; draining the old container(s)"
+  step "proxy reaches $name (api:$tag); draining the old container(s)"
   if ((${#old[@]} > 0)); then
     # Requests routed before the switch are already on their way; let them land before the
     # old app closes its listener.
@@ -209,19 +280,77 @@ roll_to() { # tag timeout
     docker rm "${old[@]}" >/dev/null
   fi
   step "old container(s) stopped; api:$tag is serving all traffic"
-  ROLLED_SLOT=$slot
 }
 
-# The one-shot migrate container, recreated (not started) for TAG, so that its config matches
-# .env once the release is recorded and a later `docker compose up -d` leaves it be.
+# Before the switch went through: .env names the old release again, then the new container goes.
+undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
+  if ! env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot"; then
+    log "warning: could not restore .env; scripts/repair.sh will"
+  fi
+  docker rm -f "$new" >/dev/null
+  die "$1; removed $name, the old release keeps serving"
+}
+
+# Brings the host back to one consistent release after an interrupted operation (a kill, a
+# dropped link, a crash): the proxy points at a slot with a healthy container, that container
+# is the only api container, .env names it (so `docker compose up -d` keeps it), and the
+# history records it. Does nothing on a consistent host. Runs under the deploy lock.
+reconcile() {
+  local id active slot serving="" tag last action
+  local -a all=()
+  mapfile -t all < <(api_containers)
+  ((${#all[@]} > 0)) || return 0
+  active=$(active_slot)
+  # The slot .env names first: .env moves to a new release only once it is healthy, so a roll
+  # killed after that point is carried forward, as `docker compose up -d` would.
+  for slot in "$(env_slot)" "$active" "$(other_slot "$active")"; do
+    for id in $(slot_containers "$slot"); do
+      [[ -z "$serving" && "$(container_health "$id")" == healthy ]] && serving=$id
+    done
+  done
+  if [[ -z "$serving" ]]; then
+    log "repair: no api container is healthy; nothing to keep, so nothing is removed"
+    return 0
+  fi
+  slot=$(container_slot "$serving")
+  if [[ "$slot" != "$active" ]]; then
+    step "repair: the proxy's slot $active is not the release .env names; pointing the proxy at slot $slot ($(container_name "$serving"))"
+    compose exec -T proxy slipway-upstream "$slot" >&2 || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
+  fi
+  for id in "${all[@]}"; do
+    [[ "$id" == "$serving" ]] && continue
+    step "repair: removing leftover api container $(container_name "$id") (slot $(container_slot "$id"), $(container_health "$id"))"
+    docker stop -t 30 "$id" >/dev/null 2>&1 || true
+    docker rm -f "$id" >/dev/null
+  done
+  tag=$(container_tag "$serving")
+  if [[ "$(env_get API_TAG)" != "$tag" || "$(env_get API_SLOT)" != "$slot" || "$(env_get COMPOSE_PROFILES)" != "slot-$slot" ]]; then
+    step "repair: .env named api:$(env_get API_TAG) in slot $(env_get API_SLOT), but api:$tag in slot $slot serves; recording that"
+    env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"
+    align_migrate "$tag" || log "warning: could not recreate the migrate container for $tag"
+  fi
+  last=$(history_entries | tail -n 1 | cut -f3)
+  if [[ "$last" != "$tag" ]]; then
+    # The operation that switched to TAG was killed before it wrote its record.
+    action=repair
+    [[ "${INTERRUPTED:-}" =~ op=(deploy|rollback):$tag( |$) ]] && action=${BASH_REMATCH[1]}
+    step "repair: recording the $action of $tag that was interrupted before its record"
+    record_release "$action" "$tag" "$(image_digest "$(api_image):$tag")" "${last:--}"
+  fi
+}
+
+# The migrate service's container, recreated for TAG and started (it applies TAG's migrations,
+# already applied by then, and idles), so that its config matches .env once .env names TAG and a
+# later `docker compose up -d` leaves it be.
 align_migrate() { # tag
-  API_TAG=$1 compose create --force-recreate migrate >/dev/null 2>&1
+  API_TAG=$1 compose create --force-recreate migrate >/dev/null 2>&1 && compose start migrate >/dev/null 2>&1
 }
 
-# Runs the migrations of TAG in the migrate container, streaming their output; fails with them.
+# Runs the migrations of TAG in a one-off container, streaming their output; fails with them.
+# Then aligns the migrate service with TAG.
 run_migrations() { # tag
-  align_migrate "$1" || return 1
-  docker start -a "$(compose ps -aq migrate)" >&2
+  API_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up >&2 || return 1
+  align_migrate "$1"
 }
 
 # The release slot the proxy sends traffic to (a or b); .env's API_SLOT when the proxy is down.

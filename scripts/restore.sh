@@ -51,6 +51,7 @@ main() {
   if ! compose exec -T db psql -X -q -v ON_ERROR_STOP=1 --single-transaction -U "$user" -d "$db" <"$file" >/dev/null; then
     die "restore of $file failed and was rolled back; the database is unchanged (safety backup: $safety)"
   fi
+  CLEAN_EXIT=1
   step "restored $file in $(elapsed); safety backup of the previous state: $safety"
 }
 

@@ -21,7 +21,7 @@ USAGE
 }
 
 main() {
-  local tag="" no_pull=0 timeout=60 image current digest
+  local tag="" no_pull=0 timeout=60 image current
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -35,6 +35,9 @@ main() {
   [[ -z "$tag" ]] || require_tag "$tag"
   require_positive_int --timeout "$timeout"
   require_project
+  survive_disconnect
+  acquire_lock "rollback:${tag:-previous}"
+  reconcile
   current=$(env_get API_TAG)
   if [[ -z "$tag" ]]; then
     tag=$(previous_release "$current")
@@ -43,7 +46,6 @@ main() {
   fi
   [[ "$tag" != "$current" ]] || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
 
-  acquire_lock "rollback:$tag"
   image="$(api_image):$tag"
   step "rolling back from ${current:-?} to $image"
   if docker image inspect "$image" >/dev/null 2>&1; then
@@ -53,8 +55,9 @@ main() {
   fi
   align_migrate "$tag" || die "docker compose could not prepare the migrate container for $tag; nothing was switched"
   roll_to "$tag" "$timeout"
-  digest=$(finish_release rollback "$tag" "$image" "$current")
-  step "rolled back to $tag ($digest) in $(elapsed)"
+  finish_release rollback "$tag" "$image" "$current"
+  CLEAN_EXIT=1
+  step "rolled back to $tag ($RELEASE_DIGEST) in $(elapsed)"
 }
 
 main "$@"

@@ -10,8 +10,39 @@ usage() {
 Usage: scripts/status.sh [--releases N]
 
 Prints what on-call needs first: the release in .env, the containers and their health,
-/health as the proxy serves it, the deploy lock, and the last N releases (default 5).
+/health as the proxy serves it, the deploy lock, any drift an interrupted operation left
+(and the one command that repairs it), and the last N releases (default 5).
 USAGE
+}
+
+# Prints one line per way the host differs from one consistent release; nothing when it is.
+drift() { # active_slot
+  local active=$1 id env_slot env_tag pid holder note serving="" line
+  local -a all=()
+  mapfile -t all < <(api_containers)
+  env_slot=$(env_get API_SLOT)
+  env_tag=$(env_get API_TAG)
+  [[ "${env_slot:-a}" == "$active" ]] || echo "the proxy serves slot $active but .env names slot ${env_slot:-a} (docker compose up -d would act on the wrong one)"
+  [[ "$(env_get COMPOSE_PROFILES)" == "slot-${env_slot:-a}" ]] || echo ".env's COMPOSE_PROFILES is '$(env_get COMPOSE_PROFILES)', not slot-${env_slot:-a}"
+  for id in "${all[@]}"; do
+    line="$(container_name "$id") slot $(container_slot "$id"), api:$(container_tag "$id"), $(container_health "$id")"
+    if [[ -z "$serving" && "$(container_slot "$id")" == "$active" && "$(container_health "$id")" == healthy ]]; then
+      serving=$id
+      [[ "$(container_tag "$id")" == "$env_tag" ]] || echo "the serving container runs api:$(container_tag "$id") but .env names api:$env_tag"
+    else
+      echo "leftover api container: $line"
+    fi
+  done
+  ((${#all[@]} == 0)) || [[ -n "$serving" ]] || echo "no healthy api container in the proxy's slot $active"
+  if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
+    holder=$(cat "$LOCK_FILE")
+    pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$holder")
+    if [[ -n "$pid" && ! -d "/proc/$pid" ]]; then
+      echo "the deploy lock is held, but its holder (pid $pid) is dead: a process it started still holds it (fuser -v $LOCK_FILE)"
+    fi
+  elif note=$(interrupted_operation); then
+    echo "an operation was interrupted before it finished: $note"
+  fi
 }
 
 main() {
@@ -37,8 +68,16 @@ main() {
   else
     echo "lock:      free"
   fi
+  local -a problems=()
+  mapfile -t problems < <(drift "$slot")
+  if ((${#problems[@]} == 0)); then
+    echo "drift:     none"
+  else
+    printf 'DRIFT:     %s\n' "${problems[@]}"
+    echo "repair:    scripts/repair.sh   (or any deploy/rollback, which repairs first)"
+  fi
   echo
-  compose ps -a --format 'table {{.Service}}\t{{.Name}}\t{{.Image}}\t{{.Status}}'
+  compose_all ps -a --format 'table {{.Service}}\t{{.Name}}\t{{.Image}}\t{{.Status}}'
   echo
   echo "last $n releases ($HISTORY_FILE):"
   local releases

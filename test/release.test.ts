@@ -46,7 +46,7 @@ describe.sequential("production stack", () => {
     const { execa } = await import("execa");
     const user = async (ref: string) => String((await execa("docker", ["image", "inspect", "-f", "{{.Config.User}}", ref])).stdout).trim();
     expect(await user("slipway/api:v1")).toBe("node");
-    expect(await user("slipway/proxy:2")).toBe("nginx");
+    expect(await user("slipway/proxy:3")).toBe("nginx");
     const config = String((await execa("docker", ["image", "inspect", "slipway/api:v1"])).stdout);
     expect(config).not.toMatch(/PASSWORD|DATABASE_URL/);
     expect(config).not.toContain(stack.password);
@@ -79,9 +79,10 @@ describe.sequential("production stack", () => {
     // The new release runs in the other slot, and .env records it: a later `up -d` (say, by
     // on-call at 3 a.m.) keeps the running container instead of recreating it ungated.
     expect(stack.read(".env")).toMatch(/^API_SLOT=b$/m);
-    const before = (await stack.compose(["ps", "-q", "api"])).stdout.trim();
+    const before = await stack.apiContainers();
     await stack.compose(["up", "-d", "--wait"]);
-    expect((await stack.compose(["ps", "-q", "api"])).stdout.trim()).toBe(before);
+    expect(await stack.apiContainers()).toEqual(before);
+    expect(before).toHaveLength(1);
     expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
   });
 
@@ -95,9 +96,10 @@ describe.sequential("production stack", () => {
     expect(health.body.version).toBe("v1");
     expect(stack.read(".env")).toMatch(/^API_TAG=v1$/m);
     expect(stack.read(".env")).toMatch(/^API_SLOT=a$/m);
-    const before = (await stack.compose(["ps", "-q", "api"])).stdout.trim();
+    const before = await stack.apiContainers();
     await stack.compose(["up", "-d", "--wait"]);
-    expect((await stack.compose(["ps", "-q", "api"])).stdout.trim()).toBe(before);
+    expect(await stack.apiContainers()).toEqual(before);
+    expect(before).toHaveLength(1);
     expect(stack.read("releases.log")).toMatch(/\trollback\tv1\tsha256:[0-9a-f]{64}\tv2\t/);
   });
 
@@ -133,8 +135,7 @@ describe.sequential("production stack", () => {
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
       expect(stack.read(".env")).toBe(env);
       expect(stack.read("releases.log")).toBe(history);
-      const { stdout } = await stack.compose(["ps", "-q", "api"]);
-      expect(stdout.trim().split("\n")).toHaveLength(1);
+      expect(await stack.apiContainers()).toHaveLength(1);
     });
 
     it("a failing migration stops the deploy before the switch", async () => {

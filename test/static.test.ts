@@ -41,9 +41,9 @@ describe("docker-compose.prod.yml", () => {
   it("resolves, and keeps every rule of the production stack", async () => {
     const stack = new Stack({ port: 8000 }).install();
     try {
-      const { stdout } = await stack.compose(["config", "--format", "json"]);
+      const { stdout } = await stack.compose(["--profile", "*", "config", "--format", "json"]);
       const services = JSON.parse(stdout).services as Record<string, any>;
-      expect(Object.keys(services).sort()).toEqual(["api", "db", "migrate", "proxy"]);
+      expect(Object.keys(services).sort()).toEqual(["api-a", "api-b", "db", "migrate", "proxy"]);
       for (const [name, svc] of Object.entries(services)) {
         expect(svc.deploy?.resources?.limits?.memory, `${name} memory limit`).toBeTruthy();
         expect(svc.deploy?.resources?.limits?.cpus, `${name} cpu limit`).toBeTruthy();
@@ -54,13 +54,20 @@ describe("docker-compose.prod.yml", () => {
       }
       expect(Object.keys(services).filter((n) => services[n].ports?.length)).toEqual(["proxy"]);
       expect(services.proxy.ports[0].target).toBe(8080);
-      expect(services.api.container_name).toBeUndefined();
-      expect(services.api.image).toBe("slipway/api:v1");
+      for (const slot of ["a", "b"]) {
+        const api = services[`api-${slot}`];
+        expect(api.container_name).toBeUndefined();
+        expect(api.image).toBe("slipway/api:v1");
+        expect(api.profiles).toEqual([`slot-${slot}`]);
+        expect(api.environment.LISTEN_SOCKET).toBe(`/run/slipway/api-${slot}.sock`);
+      }
       expect(services.db.volumes[0].type).toBe("volume");
       expect(services.db.healthcheck.test.join(" ")).toContain("pg_isready -h 127.0.0.1");
-      expect(services.api.depends_on.migrate.condition).toBe("service_completed_successfully");
+      // Compose recreates a service's dependents with it: nothing may depend on what a release changes.
+      expect(Object.keys(services["api-a"].depends_on)).toEqual(["db"]);
+      expect(services.proxy.depends_on).toBeUndefined();
       expect(services.db.user).toBe("postgres");
-      for (const name of ["proxy", "api", "db", "migrate"]) {
+      for (const name of ["proxy", "api-a", "api-b", "db", "migrate"]) {
         expect(services[name].cap_drop, name).toEqual(["ALL"]);
         expect(services[name].security_opt, name).toContain("no-new-privileges:true");
       }

@@ -113,8 +113,14 @@ export class Stack {
     return `postgres://slipway:${this.password}@${ip.trim()}:5432/slipway?sslmode=disable`;
   }
 
+  /** The api containers of both release slots, running or not. */
+  async apiContainers(): Promise<string[]> {
+    return (await this.compose(["--profile", "*", "ps", "-aq", "api-a", "api-b"])).stdout.split("\n").filter(Boolean);
+  }
+
   async down(): Promise<void> {
-    await this.compose(["down", "-v", "--remove-orphans", "-t", "5"], { reject: false });
+    // Both slots' profiles: a leftover in the idle slot would keep the network in use.
+    await this.compose(["--profile", "*", "down", "-v", "--remove-orphans", "-t", "5"], { reject: false });
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

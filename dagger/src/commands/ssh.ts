@@ -7,7 +7,7 @@ export type HostScript = "deploy" | "rollback" | "backup" | "status";
 export const DEPLOY_BUNDLE = ["docker-compose.prod.yml", ".env.example", "RUNBOOK.md", "scripts", "proxy"] as const;
 
 /** Host state that shipping must never overwrite. */
-const HOST_STATE = [".env", "releases.log", "backups"] as const;
+const HOST_STATE = [".env", "releases.log", "backups", ".deploy.lock", "slipway.log"] as const;
 
 export interface SshTarget {
   host: string;

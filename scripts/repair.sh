@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+set -euo pipefail
+SCRIPT_NAME=repair
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/lib.sh
+source "$here/lib.sh"
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/repair.sh
+
+Puts the host back to one consistent release after an operation was cut off (a kill, a dropped
+SSH link, a reboot mid-roll), without starting or switching to anything new:
+  - the proxy points at a slot whose api container is healthy;
+  - that container is the only api container (leftovers are drained and removed);
+  - .env names it (so `docker compose up -d` keeps it) and releases.log records it.
+Does nothing on a consistent host. deploy.sh and rollback.sh do the same first, so running
+either is also a repair; scripts/status.sh says when one is needed.
+USAGE
+}
+
+main() {
+  wants_help "$@" && { usage; return 0; }
+  (($# == 0)) || die "unknown argument '$1'; see --help"
+  require_project
+  survive_disconnect
+  acquire_lock repair
+  reconcile
+  CLEAN_EXIT=1
+  step "consistent: api:$(env_get API_TAG) in slot $(env_get API_SLOT) serves, and .env and $HISTORY_FILE name it"
+}
+
+main "$@"
