@@ -14,6 +14,9 @@ on restore) to DIR/<db>-<UTC yyyymmddThhmmssZ>.sql, mode 600. The dump is writte
 a temporary name, checked complete, then renamed, so a file with the final name is always
 whole. Prints the file's path on stdout.
 
+Takes the deploy lock (waiting up to SLIPWAY_BACKUP_LOCK_WAIT seconds, default 600), so a
+backup and a release never overlap.
+
 Options:
   --dir DIR   where backups go (default: backups, beside the compose file)
   --keep N    afterwards, delete all but the newest N backups in DIR
@@ -35,6 +38,9 @@ main() {
   [[ -z "$keep" ]] || require_positive_int --keep "$keep"
   require_project
   [[ -n "$(compose ps -q db)" ]] || die "the db service is not running: start it with docker compose -f $COMPOSE_FILE_NAME up -d db"
+  # A backup and a release never overlap: a migration's ALTER would queue behind pg_dump's locks
+  # (and block every query behind it). Under deploy or restore, their lock covers this.
+  [[ -n "${SLIPWAY_LOCK_HELD:-}" ]] || acquire_lock backup "${SLIPWAY_BACKUP_LOCK_WAIT:-600}"
   db=$(compose exec -T db printenv POSTGRES_DB)
   user=$(compose exec -T db printenv POSTGRES_USER)
   umask 077
@@ -66,6 +72,7 @@ main() {
       step "pruned ${#old[@]} old backup(s), kept the newest $keep"
     fi
   fi
+  CLEAN_EXIT=1
   echo "$final"
 }
 

@@ -74,11 +74,15 @@ api_image() {
 
 # Host-wide lock: one release operation at a time. The holder's details live in the file and
 # stay there if the holder is killed, which is how status.sh tells an interrupted operation.
-acquire_lock() { # what
-  local what=$1 holder
+acquire_lock() { # what [wait_seconds]
+  local what=$1 wait=${2:-0} holder
   shared_file "$LOCK_FILE" || die "cannot create the lock file $LOCK_FILE: make $SLIPWAY_DIR writable by the users who release (its group)"
   # Read-only is enough for flock, so a lock file we cannot write still excludes us correctly.
   exec 9<"$LOCK_FILE" || die "cannot open the lock file $LOCK_FILE: give the users who release read access to it (chmod 0660, group of $SLIPWAY_DIR)"
+  if ((wait > 0)) && ! flock -n 9; then
+    step "waiting up to ${wait}s for the deploy lock ($(cat "$LOCK_FILE" 2>/dev/null))"
+    flock -w "$wait" 9 || true
+  fi
   if ! flock -n 9; then
     holder=$(cat "$LOCK_FILE" 2>/dev/null)
     die "another release operation holds the deploy lock (${holder:-unknown holder}); wait for it to finish (scripts/status.sh shows it)"
@@ -88,6 +92,8 @@ acquire_lock() { # what
   printf 'pid=%s user=%s op=%s dir=%s since=%s\n' "$$" "$(operator)" "$what" "$SLIPWAY_DIR" \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null >"$LOCK_FILE" || log "warning: cannot write the holder's details to $LOCK_FILE"
   trap 'release_lock_note' EXIT
+  # Scripts this one runs (deploy's pre-deploy backup) run under this lock.
+  export SLIPWAY_LOCK_HELD=$$
 }
 
 # Creates FILE, if absent, writable by the project directory's group: whoever creates it first

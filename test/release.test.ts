@@ -148,7 +148,30 @@ describe.sequential("production stack", () => {
       expect(stack.read(".env")).toBe(env);
     });
 
-    it("a second concurrent deploy is refused at once, naming the holder", async () => {
+    it("a migration queued behind a lock (a pg_dump, a long query) gives up after MIGRATION_LOCK_TIMEOUT and stops the deploy", async () => {
+      writeFileSync(join(stack.dir, ".env"), `${stack.read(".env")}MIGRATION_LOCK_TIMEOUT=2s\n`, { mode: 0o600 });
+      // What pg_dump holds on every table it dumps.
+      const holder = new pg.Client({ connectionString: await stack.databaseUrl() });
+      await holder.connect();
+      await holder.query("BEGIN; LOCK TABLE items IN ACCESS SHARE MODE");
+      try {
+        const started = Date.now();
+        const { result, load } = await underLoad(stack, () => stack.script("deploy", ["--no-pull", "--skip-backup", "altermigration"]));
+        report("deploy whose migration waits for a lock", load);
+        expect(result.exitCode).not.toBe(0);
+        expect(result.all).toMatch(/canceling statement due to lock timeout/);
+        expect(result.all).toMatch(/migrations of altermigration failed; nothing was switched/);
+        expect(Date.now() - started).toBeLessThan(30_000);
+        // API writes queued behind the ALTER for at most the timeout, then went through.
+        expect(load.failed, describeFailures(load)).toEqual([]);
+        expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+      } finally {
+        await holder.query("ROLLBACK");
+        await holder.end();
+      }
+    });
+
+    it("a second concurrent deploy is refused at once, naming the holder; a backup waits for it", async () => {
       const first = stack.script("deploy", ["--no-pull", "v2"]);
       for (let i = 0; i < 100 && !stack.read(".deploy.lock").includes("op=deploy:v2"); i++) await sleep(100);
       const started = Date.now();
@@ -156,8 +179,14 @@ describe.sequential("production stack", () => {
       expect(second.exitCode).not.toBe(0);
       expect(second.all).toMatch(/another release operation holds the deploy lock \(pid=\d+ user=\S+ op=deploy:v2/);
       expect(Date.now() - started).toBeLessThan(5_000);
+      // A cron backup during the release waits for it, so pg_dump never holds locks a migration needs.
+      const backup = stack.script("backup", [], { SLIPWAY_BACKUP_LOCK_WAIT: "120" });
       const done = await first;
+      const backedUp = await backup;
       expect(done.exitCode, done.all).toBe(0);
+      expect(backedUp.exitCode, backedUp.all).toBe(0);
+      expect(backedUp.all).toMatch(/waiting up to 120s for the deploy lock \(pid=\d+ user=\S+ op=deploy:v2/);
+      expect(backedUp.all.indexOf("backup complete")).toBeGreaterThan(-1);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
     });
 

@@ -22,9 +22,11 @@ export async function buildImages(): Promise<void> {
   await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:unhealthy`, "-f", "unhealthy.Dockerfile", "."], {
     cwd: join(repoRoot, "test/fixtures"),
   });
-  await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:badmigration`, "-f", "badmigration.Dockerfile", "."], {
-    cwd: join(repoRoot, "test/fixtures"),
-  });
+  for (const fault of ["badmigration", "altermigration"]) {
+    await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:${fault}`, "-f", `${fault}.Dockerfile`, "."], {
+      cwd: join(repoRoot, "test/fixtures"),
+    });
+  }
 }
 
 export interface ScriptResult {
