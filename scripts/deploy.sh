@@ -20,6 +20,8 @@ Options:
   --no-pull          use the image already on this host (fails if it is absent)
   --skip-backup      do not take the pre-deploy backup
   --timeout SECONDS  how long to wait for the new container to turn healthy (default 60)
+  --bundle DIR       first install the files shipped to DIR (incoming/<id>, as `dagger call
+                     deploy` stages them) in place, under the lock and after the tag validates
   -h, --help         show this help
 
 It first repairs what an interrupted operation left (see scripts/repair.sh), and it runs to
@@ -31,13 +33,14 @@ USAGE
 }
 
 main() {
-  local tag="" no_pull=0 skip_backup=0 timeout=60 image current
+  local tag="" no_pull=0 skip_backup=0 timeout=60 bundle="" image current
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
       --no-pull) no_pull=1 ;;
       --skip-backup) skip_backup=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
+      --bundle) (($# >= 2)) || die "--bundle needs the staged bundle's directory"; bundle=$2; shift ;;
       -*) die "unknown option '$1'; see --help" ;;
       *) [[ -z "$tag" ]] || die "one tag only (got '$tag' and '$1'); see --help"; tag=$1 ;;
     esac
@@ -46,12 +49,20 @@ main() {
   [[ -n "$tag" ]] || die "missing <tag>; usage: scripts/deploy.sh [options] <tag>"
   require_tag "$tag"
   require_positive_int --timeout "$timeout"
-  require_project
+  [[ -z "$bundle" || "$bundle" =~ ^incoming/[a-z0-9-]{8,64}$ ]] || die "invalid --bundle '$bundle': use incoming/<id>, as dagger call deploy does"
+  [[ -n "$bundle" ]] || require_project
+  [[ -f "$SLIPWAY_DIR/.env" ]] || die "no .env in $SLIPWAY_DIR: cp .env.example .env and set POSTGRES_PASSWORD"
   [[ "$(env_get POSTGRES_PASSWORD)" != "change-me" ]] \
     || die "POSTGRES_PASSWORD in .env is still the example placeholder: set a real secret (openssl rand -hex 24)"
 
   survive_disconnect
   acquire_lock "deploy:$tag"
+  if [[ -n "$bundle" ]]; then
+    install_bundle "$bundle"
+    # This script ran from the staged copy, which is now installed in place.
+    here="$SLIPWAY_DIR/scripts"
+    require_project
+  fi
   reconcile
   image="$(api_image):$tag"
   current=$(env_get API_TAG)

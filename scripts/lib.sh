@@ -66,6 +66,27 @@ env_set() { # KEY VALUE [KEY VALUE ...]
   mv "$tmp" "$file" || { rm -f "$tmp"; return 1; }
 }
 
+# What deploy ships and installs (the Dagger module's DEPLOY_BUNDLE); never .env or host state.
+BUNDLE_ENTRIES=(docker-compose.prod.yml .env.example RUNBOOK.md scripts proxy)
+
+# Installs the bundle staged in DIR (relative to SLIPWAY_DIR) in place, file by file with rename,
+# so every file is whole, old or new; then drops the staging directory and any stale ones a cut-off
+# transfer left. Runs under the deploy lock, after the tag validated.
+install_bundle() { # dir
+  local staged="$SLIPWAY_DIR/$1" entry file
+  [[ -d "$staged" ]] || die "no staged bundle at $staged: ship it again (dagger call deploy does); nothing was changed"
+  for entry in "${BUNDLE_ENTRIES[@]}"; do
+    [[ -e "$staged/$entry" ]] || die "the staged bundle $1 lacks $entry (a transfer cut off?): ship it again; nothing was installed"
+  done
+  step "installing the shipped bundle ($1)"
+  while IFS= read -r -d '' file; do
+    mkdir -p "$SLIPWAY_DIR/$(dirname "$file")"
+    mv -f "$staged/$file" "$SLIPWAY_DIR/$file"
+  done < <(cd "$staged" && find "${BUNDLE_ENTRIES[@]}" \( -type f -o -type l \) -print0)
+  rm -rf "$staged"
+  find "$SLIPWAY_DIR/incoming" -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+}
+
 api_image() {
   local image
   image=$(env_get API_IMAGE)

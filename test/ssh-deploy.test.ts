@@ -4,12 +4,13 @@
  * generated known_hosts), driving the real scripts against a real Docker stack that pulls its
  * images from a real registry.
  */
-import { existsSync, readFileSync, appendFileSync, mkdtempSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { remoteScriptCommand, shipArgv, sshArgv, type ScriptCall, type SshTarget } from "../dagger/src/commands/ssh.js";
+import { DEPLOY_BUNDLE, remoteScriptCommand, shipArgv, sshArgv, type ScriptCall, type SshTarget, stagingDir } from "../dagger/src/commands/ssh.js";
 import { shellQuote } from "../dagger/src/commands/shell.js";
 import { repoRoot } from "./support/database.js";
 import { buildImages, getJson, Stack } from "./support/stack.js";
@@ -28,11 +29,12 @@ async function run(argv: string[]) {
   return { exitCode: r.exitCode ?? -1, all: String(r.all) };
 }
 
-/** What `dagger call deploy` runs: ship the bundle, then the script. */
-async function daggerDeploy(tag: string) {
-  const ship = await run(shipArgv(target(), repoRoot, remoteDir));
+/** What `dagger call deploy` runs: stage the bundle, then the staged script, which installs it. */
+async function daggerDeploy(tag: string, from = repoRoot) {
+  const bundle = stagingDir(randomUUID());
+  const ship = await run(shipArgv(target(), from, remoteDir, bundle));
   if (ship.exitCode !== 0) return ship;
-  return run(sshArgv(target(), remoteScriptCommand({ dir: remoteDir, script: "deploy", tag, args: ["--timeout", "60"] })));
+  return run(sshArgv(target(), remoteScriptCommand({ dir: remoteDir, script: "deploy", tag, bundle, args: ["--timeout", "60"] })));
 }
 
 const remote = (call: Omit<ScriptCall, "dir">) => run(sshArgv(target(), remoteScriptCommand({ dir: remoteDir, ...call })));
@@ -81,6 +83,30 @@ describe.sequential("deploy over SSH with the pipeline's own command lines", () 
     expect(s.exitCode, s.all).toBe(0);
     expect(s.all).toContain(`release:   ${registry.host}/slipway/api:v1`);
     expect(s.all).toMatch(/rollback\s+v1/);
+  });
+
+  it("a refused deploy and a transfer cut off half-way leave the installed files as they were", async () => {
+    const runbook = readFileSync(join(remoteDir, "RUNBOOK.md"), "utf8");
+    const changed = mkdtempSync(join(tmpdir(), "slipway-bundle-"));
+    for (const entry of DEPLOY_BUNDLE) cpSync(join(repoRoot, entry), join(changed, entry), { recursive: true });
+    writeFileSync(join(changed, "RUNBOOK.md"), `${runbook}\nnew text that must not be installed\n`);
+
+    // Refused: another operation holds the lock.
+    const holder = execa("flock", [join(remoteDir, ".deploy.lock"), "sleep", "4"]);
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await daggerDeploy("v2", changed);
+    await holder;
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.all).toMatch(/another release operation holds the deploy lock/);
+    expect(readFileSync(join(remoteDir, "RUNBOOK.md"), "utf8")).toBe(runbook);
+
+    // Cut off: the tar stream ends half-way, as when the SSH link drops during the transfer.
+    const bundle = stagingDir(randomUUID());
+    const [, , , , pipeline] = shipArgv(target(), changed, remoteDir, bundle);
+    const cut = await run(["bash", "-o", "pipefail", "-c", pipeline!.replace(" | ", " | head -c 20000 | ")]);
+    expect(cut.exitCode).not.toBe(0);
+    expect(readFileSync(join(remoteDir, "RUNBOOK.md"), "utf8")).toBe(runbook);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
   });
 
   it("a deploy script failure fails the call", async () => {

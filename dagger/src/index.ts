@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { argument, check, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, testSummary, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
-import { DEPLOY_BUNDLE, type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget } from "./commands/ssh.js";
+import { DEPLOY_BUNDLE, type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
 import {
   dbWindow,
   gateReport,
@@ -235,9 +235,10 @@ export class Slipway {
   }
 
   /**
-   * Ship the compose file, scripts and proxy config to `dir` on the host over SSH (never touching
-   * its .env, backups or release history), then run `scripts/deploy.sh <tag>` there: a
-   * health-gated, zero-downtime roll. Fails when the script fails.
+   * Ship the compose file, scripts and proxy config to a staging directory in `dir` on the host
+   * over SSH, then run that bundle's `scripts/deploy.sh <tag>` there, which installs it under the
+   * deploy lock (never touching .env, backups or the release history) and does a health-gated,
+   * zero-downtime roll. Fails when the script fails.
    */
   @func({ cache: "never" })
   async deploy(
@@ -260,11 +261,12 @@ export class Slipway {
     sshImage = "alpine:3.22.2",
   ): Promise<string> {
     const target = this.target(host, user, port);
-    const bundle = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]) });
+    const files = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]) });
+    const bundle = stagingDir(randomUUID());
     return this.ssh(sshImage, sshKey, knownHosts)
-      .withDirectory("/bundle", bundle)
-      .withExec(shipArgv(target, "/bundle", dir))
-      .withExec(sshArgv(target, remoteScriptCommand({ dir, script: "deploy", tag, args: ["--timeout", String(timeout)] })))
+      .withDirectory("/bundle", files)
+      .withExec(shipArgv(target, "/bundle", dir, bundle))
+      .withExec(sshArgv(target, remoteScriptCommand({ dir, script: "deploy", tag, bundle, args: ["--timeout", String(timeout)] })))
       .combinedOutput();
   }
 

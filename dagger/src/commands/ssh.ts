@@ -6,9 +6,6 @@ export type HostScript = "deploy" | "rollback" | "backup" | "status";
 /** What `deploy` copies to the host: the compose file and everything it needs. Never .env. */
 export const DEPLOY_BUNDLE = ["docker-compose.prod.yml", ".env.example", "RUNBOOK.md", "scripts", "proxy"] as const;
 
-/** Host state that shipping must never overwrite. */
-const HOST_STATE = [".env", "releases.log", "backups", ".deploy.lock", "slipway.log"] as const;
-
 export interface SshTarget {
   host: string;
   user: string;
@@ -53,26 +50,40 @@ export interface ScriptCall {
   tag?: string;
   /** Extra flags and values, e.g. ["--timeout", "90"]. */
   args?: readonly string[];
+  /** Run the script from this staged bundle (see stagingDir), which it installs under the lock. */
+  bundle?: string;
+}
+
+/** Where a shipped bundle waits, inside `dir`, until deploy.sh installs it under the lock. */
+export function stagingDir(id: string): string {
+  if (!/^[a-z0-9-]{8,64}$/.test(id)) throw new Error(`invalid bundle id ${JSON.stringify(id)}: use 8-64 of a-z, 0-9 and '-'`);
+  return `incoming/${id}`;
 }
 
 /** The remote shell command that runs one host script in `dir`. Every value is validated, then quoted. */
 export function remoteScriptCommand(call: ScriptCall): string {
   const dir = validateDir(call.dir);
-  const words = [`./scripts/${call.script}.sh`, ...(call.args ?? []).map(validateArg)];
+  const from = call.bundle === undefined ? "." : `./${validateArg(call.bundle)}`;
+  const words = [`${from}/scripts/${call.script}.sh`];
+  if (call.bundle !== undefined) words.push("--bundle", call.bundle);
+  words.push(...(call.args ?? []).map(validateArg));
   if (call.tag !== undefined) words.push(validateTag(call.tag));
   return `cd ${shellQuote(dir)} && ${words.map(shellQuote).join(" ")}`;
 }
 
-/** The remote command that unpacks the bundle into `dir`, leaving host state untouched. */
-export function remoteUnpackCommand(dir: string): string {
-  const d = shellQuote(validateDir(dir));
-  const keep = HOST_STATE.map((p) => `--exclude=${shellQuote(p)}`).join(" ");
-  return `mkdir -p ${d} && tar -C ${d} ${keep} -xf -`;
+/**
+ * The remote command that unpacks the bundle into a staging directory inside `dir`. Nothing the
+ * host runs changes until deploy.sh, under the lock and after the tag validates, installs it: a
+ * transfer cut off half-way, or a refused deploy, leaves the installed files as they were.
+ */
+export function remoteUnpackCommand(dir: string, bundle: string): string {
+  const staged = shellQuote(`${validateDir(dir).replace(/\/$/, "")}/${validateArg(bundle)}`);
+  return `rm -rf ${staged} && mkdir -p ${staged} && tar -C ${staged} -xf -`;
 }
 
-/** argv of a local pipeline that tars the bundle in `bundleDir` and unpacks it on the host. */
-export function shipArgv(target: SshTarget, bundleDir: string, dir: string): string[] {
+/** argv of a local pipeline that tars the bundle in `bundleDir` and stages it on the host. */
+export function shipArgv(target: SshTarget, bundleDir: string, dir: string, bundle: string): string[] {
   const tar = ["tar", "-C", bundleDir, "-cf", "-", ...DEPLOY_BUNDLE].map(shellQuote).join(" ");
-  const ssh = sshArgv(target, remoteUnpackCommand(dir)).map(shellQuote).join(" ");
+  const ssh = sshArgv(target, remoteUnpackCommand(dir, bundle)).map(shellQuote).join(" ");
   return ["bash", "-o", "pipefail", "-c", `${tar} | ${ssh}`];
 }

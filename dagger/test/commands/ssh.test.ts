@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEPLOY_BUNDLE, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget } from "../../src/commands/ssh.js";
+import { DEPLOY_BUNDLE, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "../../src/commands/ssh.js";
 
 const target: SshTarget = { host: "app.example.com", user: "deploy", port: 2222, keyPath: "/k", knownHostsPath: "/kh" };
 
@@ -30,12 +30,19 @@ describe("ssh command lines", () => {
     expect(() => remoteScriptCommand({ dir: "/opt/slipway", script: "deploy", tag: "v2", ...bad })).toThrow(message);
   });
 
-  it("ships only the bundle and never unpacks over host state", () => {
+  it("stages the bundle beside the installed files and runs the staged deploy.sh, which installs it", () => {
     expect(DEPLOY_BUNDLE).not.toContain(".env");
-    const unpack = remoteUnpackCommand("/opt/slipway");
-    for (const kept of [".env", "releases.log", "backups"]) expect(unpack).toContain(`--exclude='${kept}'`);
-    const argv = shipArgv(target, "/bundle", "/opt/slipway");
+    const bundle = stagingDir("0f1e2d3c-aaaa-bbbb-cccc-000011112222");
+    expect(bundle).toBe("incoming/0f1e2d3c-aaaa-bbbb-cccc-000011112222");
+    expect(remoteUnpackCommand("/opt/slipway", bundle)).toBe(
+      "rm -rf '/opt/slipway/incoming/0f1e2d3c-aaaa-bbbb-cccc-000011112222' && mkdir -p '/opt/slipway/incoming/0f1e2d3c-aaaa-bbbb-cccc-000011112222' && tar -C '/opt/slipway/incoming/0f1e2d3c-aaaa-bbbb-cccc-000011112222' -xf -",
+    );
+    expect(remoteScriptCommand({ dir: "/opt/slipway", script: "deploy", tag: "v2", bundle, args: ["--timeout", "60"] })).toBe(
+      `cd '/opt/slipway' && './${bundle}/scripts/deploy.sh' '--bundle' '${bundle}' '--timeout' '60' 'v2'`,
+    );
+    const argv = shipArgv(target, "/bundle", "/opt/slipway", bundle);
     expect(argv.slice(0, 4)).toEqual(["bash", "-o", "pipefail", "-c"]);
     expect(argv[4]).toMatch(/^'tar' '-C' '\/bundle' '-cf' '-' 'docker-compose.prod.yml' .* \| 'ssh' /);
+    for (const bad of ["../x", "ABC", "a b", "short"]) expect(() => stagingDir(bad), bad).toThrow(/^invalid bundle id/);
   });
 });
