@@ -50,8 +50,8 @@ main() {
   require_tag "$tag"
   require_positive_int --timeout "$timeout"
   [[ -z "$bundle" || "$bundle" =~ ^incoming/[a-z0-9-]{8,64}$ ]] || die "invalid --bundle '$bundle': use incoming/<id>, as dagger call deploy does"
-  [[ -n "$bundle" ]] || require_project
-  [[ -f "$SLIPWAY_DIR/.env" ]] || die "no .env in $SLIPWAY_DIR: cp .env.example .env and set POSTGRES_PASSWORD"
+  # With a staged bundle, the compose file may arrive with it: only .env must be here already.
+  if [[ -n "$bundle" ]]; then require_env; else require_project; fi
   [[ "$(env_get POSTGRES_PASSWORD)" != "change-me" ]] \
     || die "POSTGRES_PASSWORD in .env is still the example placeholder: set a real secret (openssl rand -hex 24)"
 

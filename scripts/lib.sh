@@ -28,10 +28,14 @@ require_positive_int() { # name value
   [[ "$2" =~ ^[1-9][0-9]{0,5}$ ]] || die "$1 must be a positive integer, got '$2'"
 }
 
+require_env() {
+  [[ -f "$SLIPWAY_DIR/.env" ]] || die "no .env in $SLIPWAY_DIR: cp .env.example .env and set POSTGRES_PASSWORD"
+}
+
 require_project() {
   [[ -f "$SLIPWAY_DIR/$COMPOSE_FILE_NAME" ]] \
     || die "no $COMPOSE_FILE_NAME in $SLIPWAY_DIR: run from the directory that holds it, or set SLIPWAY_DIR"
-  [[ -f "$SLIPWAY_DIR/.env" ]] || die "no .env in $SLIPWAY_DIR: cp .env.example .env and set POSTGRES_PASSWORD"
+  require_env
   command -v docker >/dev/null || die "docker is not installed on this host"
   docker info >/dev/null 2>&1 || die "the Docker engine does not answer: start it (systemctl start docker) and retry"
 }
@@ -184,6 +188,11 @@ compose_all() { COMPOSE_PROFILES=slot-a,slot-b compose "$@"; }
 slot_containers() { compose_all ps -aq "api-$1" 2>/dev/null; }
 api_containers() { compose_all ps -aq api-a api-b 2>/dev/null; }
 other_slot() { [[ "$1" == a ]] && echo b || echo a; }
+remove_slot() { # slot: force-removes its containers, if any
+  local -a ids=()
+  mapfile -t ids < <(slot_containers "$1")
+  ((${#ids[@]} == 0)) || docker rm -f "${ids[@]}" >/dev/null
+}
 env_slot() { [[ "$(env_get API_SLOT)" == b ]] && echo b || echo a; }
 container_slot() { docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1" | sed -n 's#^LISTEN_SOCKET=/run/slipway/api-\([ab]\)\.sock$#\1#p'; }
 container_tag() { docker inspect -f '{{.Config.Image}}' "$1" | sed -n 's#^.*:\([^:/]*\)$#\1#p'; }
@@ -253,23 +262,21 @@ ensure_image() { # image no_pull
 # left alone, and the proxy's backup upstream sends requests to whichever slot is live.
 roll_to() { # tag timeout
   local tag=$1 timeout=$2 new name served slot old_slot out prev_tag want
-  local -a old=() stale=()
+  local -a old=()
   old_slot=$(active_slot)
   slot=$(other_slot "$old_slot")
   prev_tag=$(env_get API_TAG)
   mapfile -t old < <(slot_containers "$old_slot")
-  mapfile -t stale < <(slot_containers "$slot")
-  if ((${#stale[@]} > 0)); then
+  if [[ -n "$(slot_containers "$slot")" ]]; then
     step "removing what an earlier operation left in slot $slot"
-    docker rm -f "${stale[@]}" >/dev/null
+    remove_slot "$slot"
   fi
   step "starting api:$tag in slot $slot beside ${#old[@]} container(s) in slot $old_slot"
   # TAG reaches .env only with the switch below; until then the idle slot's service is outside
   # the active profile, and `docker compose up -d` leaves it be.
   if ! out=$(export "API_${slot^^}_TAG=$tag" && compose up -d "api-$slot" 2>&1); then
     log "$out"
-    mapfile -t stale < <(slot_containers "$slot")
-    ((${#stale[@]} == 0)) || docker rm -f "${stale[@]}" >/dev/null
+    remove_slot "$slot"
     die "docker compose could not start api:$tag; the old release keeps serving"
   fi
   new=$(slot_containers "$slot" | head -n 1)

@@ -17,7 +17,7 @@ USAGE
 
 # Prints one line per way the host differs from one consistent release; nothing when it is.
 drift() { # active_slot
-  local active=$1 id env_slot env_tag pid holder note serving="" line
+  local active=$1 id env_slot env_tag pid holder note serving="" slot tag health
   local -a all=()
   mapfile -t all < <(api_containers)
   env_slot=$(env_get API_SLOT)
@@ -25,12 +25,14 @@ drift() { # active_slot
   [[ "${env_slot:-a}" == "$active" ]] || echo "the proxy serves slot $active but .env names slot ${env_slot:-a} (docker compose up -d would act on the wrong one)"
   [[ "$(env_get COMPOSE_PROFILES)" == "slot-${env_slot:-a}" ]] || echo ".env's COMPOSE_PROFILES is '$(env_get COMPOSE_PROFILES)', not slot-${env_slot:-a}"
   for id in "${all[@]}"; do
-    line="$(container_name "$id") slot $(container_slot "$id"), api:$(container_tag "$id"), $(container_health "$id")"
-    if [[ -z "$serving" && "$(container_slot "$id")" == "$active" && "$(container_health "$id")" == healthy ]]; then
+    slot=$(container_slot "$id")
+    tag=$(container_tag "$id")
+    health=$(container_health "$id")
+    if [[ -z "$serving" && "$slot" == "$active" && "$health" == healthy ]]; then
       serving=$id
-      [[ "$(container_tag "$id")" == "$env_tag" ]] || echo "the serving container runs api:$(container_tag "$id") but .env names api:$env_tag"
+      [[ "$tag" == "$env_tag" ]] || echo "the serving container runs api:$tag but .env names api:$env_tag"
     else
-      echo "leftover api container: $line"
+      echo "leftover api container: $(container_name "$id") slot $slot, api:$tag, $health"
     fi
   done
   ((${#all[@]} == 0)) || [[ -n "$serving" ]] || echo "no healthy api container in the proxy's slot $active"

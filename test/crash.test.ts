@@ -44,7 +44,6 @@ async function killAt(stack: Stack, script: string, args: string[], at: RegExp):
   return { killed, log };
 }
 
-const apiContainers = (stack: Stack) => stack.apiContainers();
 
 function assertNoFailures(label: string, load: LoadResult): void {
   report(label, load);
@@ -99,7 +98,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
 
     expect(next.exitCode, next.all).toBe(0);
     assertNoFailures(`${script} killed at ${at}`, result);
-    expect(await apiContainers(stack)).toHaveLength(1);
+    expect(await stack.apiContainers()).toHaveLength(1);
     expect((await getJson(`${stack.url}/health`)).body.version).toBe(current());
     const after = await stack.script("status");
     expect(after.stdout, after.stdout).toContain("drift:     none");
@@ -116,7 +115,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect(status.stdout).toContain("repair:    scripts/repair.sh");
     const repair = await stack.script("repair");
     expect(repair.exitCode, repair.all).toBe(0);
-    expect(await apiContainers(stack)).toHaveLength(1);
+    expect(await stack.apiContainers()).toHaveLength(1);
     expect((await stack.script("status")).stdout).toContain("drift:     none");
     // The history names what serves, so rollback still walks back correctly.
     const last = stack.read("releases.log").trim().split("\n").at(-1)!.split("\t");
@@ -128,7 +127,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     await stack.compose(["restart"]);
     await stack.compose(["up", "-d", "--wait", "--wait-timeout", "120"]);
     expect((await getJson(`${stack.url}/health`)).body.version).toBe(recorded);
-    expect(await apiContainers(stack)).toHaveLength(1);
+    expect(await stack.apiContainers()).toHaveLength(1);
   });
 
   it("with the database down, a deploy fails with a clear error and changes nothing", async () => {
@@ -139,7 +138,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect(r.exitCode).not.toBe(0);
     expect(r.all).toMatch(/the database \(db service\) is not running, so nothing was changed: start it with/);
     expect(current()).toBe(before);
-    expect(await apiContainers(stack)).toHaveLength(1);
+    expect(await stack.apiContainers()).toHaveLength(1);
   });
 });
 

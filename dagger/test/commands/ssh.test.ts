@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { DEPLOY_BUNDLE, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "../../src/commands/ssh.js";
 
@@ -28,6 +30,11 @@ describe("ssh command lines", () => {
     [{ args: ["--timeout", "60\nid"] }, /invalid argument/],
   ])("refuses injection %j", (bad, message) => {
     expect(() => remoteScriptCommand({ dir: "/opt/slipway", script: "deploy", tag: "v2", ...bad })).toThrow(message);
+  });
+
+  it("ships what the host script installs: DEPLOY_BUNDLE and lib.sh's BUNDLE_ENTRIES are one list", () => {
+    const lib = readFileSync(fileURLToPath(new URL("../../../scripts/lib.sh", import.meta.url)), "utf8");
+    expect(lib.match(/^BUNDLE_ENTRIES=\((.*)\)$/m)?.[1]?.split(" ")).toEqual([...DEPLOY_BUNDLE]);
   });
 
   it("stages the bundle beside the installed files and runs the staged deploy.sh, which installs it", () => {
