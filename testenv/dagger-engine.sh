@@ -7,7 +7,7 @@
 #      container with a registry mirror holding the project's base images under their public names;
 #   3. otherwise nothing: the engine tests skip and say what is missing.
 # Writes .testenv/dagger.env (what the tests export before calling `dagger`) or .testenv/dagger-skip.
-set -euo pipefail
+set -Eeuo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -61,12 +61,28 @@ built_engine() {
   timed "build (CLI, engine, SDK images)" bash "$build_script" build >"$state/dagger-build.log" 2>&1 \
     || { log "the build failed: tail .testenv/dagger-build.log"; tail -n 20 "$state/dagger-build.log" >&2; return 1; }
   timed "trivy image" trivy_image
+  clear_stopped
   timed "engine start (mirror filled)" bash "$build_script" start "$(pin_node)" "$(pin_postgres)" "aquasec/trivy:$trivy_version" \
     >>"$state/dagger-build.log" 2>&1 || { tail -n 20 "$state/dagger-build.log" >&2; return 1; }
   bash "$build_script" env | sed -n 's/^export //p' | tr ' ' '\n' >"$state/dagger.env"
   network_facts >>"$state/dagger.env"
   echo "SLIPWAY_DAGGER_SOURCE=built" >>"$state/dagger.env"
   log "engine $version built from source is running"
+}
+
+# A machine that restarts keeps Docker's state but not its processes: the engine and mirror
+# containers are there, stopped, and build.sh start only starts what it creates. Removing them
+# (the engine's cache volume stays) lets start recreate both, with the mirror's new address.
+clear_stopped() {
+  local name running
+  for name in "dagger-engine-$version" "dagger-$version-mirror"; do
+    running=$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null) || continue
+    if [[ "$running" != true ]]; then
+      log "found $name stopped (a restarted machine): recreating the engine and its mirror"
+      bash "$build_script" stop
+      return 0
+    fi
+  done
 }
 
 # Where the engine's containers find this machine (the engine network's gateway) and the mirror
@@ -82,6 +98,7 @@ network_facts() {
 }
 
 main() {
+  trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
   mkdir -p "$state"
   rm -f "$state/dagger-skip"
   [[ -n "$version" ]] || { skip "cannot read engineVersion from dagger.json"; return 0; }
