@@ -7,16 +7,21 @@ source "$here/lib.sh"
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/deploy.sh [options] <tag>
+Usage: scripts/deploy.sh [options] <tag>[@sha256:<digest>]
 
 Health-gated, zero-downtime release of the API image <API_IMAGE>:<tag>, run from the
-directory that holds docker-compose.prod.yml and .env:
+directory that holds docker-compose.prod.yml and .env. With a digest (as `dagger call ci`
+publishes it) the host pulls and runs exactly that image, whatever the tag points at by then,
+and refuses a digest the registry does not have:
   validate tag -> take the host deploy lock -> pull -> pre-deploy backup -> migrations
   -> start the new container beside the old -> wait healthy -> switch the proxy
   -> drain and stop the old -> record the release and set API_TAG in .env.
 If the new container never turns healthy it is removed and the old release keeps serving.
 
 Options:
+  --digest DIGEST    pin the release to sha256:<64 hex digits> (the same as <tag>@DIGEST)
+  --operator NAME    who releases, for releases.log (default: SLIPWAY_OPERATOR, sudo user, user)
+  --approver NAME    who approved it, for releases.log (default: SLIPWAY_APPROVER, or -)
   --no-pull          use the image already on this host (fails if it is absent)
   --skip-backup      do not take the pre-deploy backup
   --timeout SECONDS  how long to wait for the new container to turn healthy (default 60)
@@ -33,10 +38,12 @@ USAGE
 }
 
 main() {
-  local tag="" no_pull=0 skip_backup=0 timeout=60 bundle="" image current
+  local tag="" digest="" no_pull=0 skip_backup=0 timeout=60 bundle="" image current
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
+      --digest) (($# >= 2)) || die "--digest needs sha256:<64 hex digits>"; digest=$2; shift ;;
+      --operator | --approver) person_option "$@"; shift ;;
       --no-pull) no_pull=1 ;;
       --skip-backup) skip_backup=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
@@ -46,8 +53,13 @@ main() {
     esac
     shift
   done
-  [[ -n "$tag" ]] || die "missing <tag>; usage: scripts/deploy.sh [options] <tag>"
-  require_tag "$tag"
+  [[ -n "$tag" ]] || die "missing <tag>; usage: scripts/deploy.sh [options] <tag>[@sha256:<digest>]"
+  if [[ -n "$digest" ]]; then
+    [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "invalid --digest '$digest': use sha256:<64 lowercase hex digits>, as ci prints it"
+    [[ "$tag" != *@* || "${tag#*@}" == "$digest" ]] || die "$tag and --digest $digest pin different digests; give one"
+    tag="$(ref_tag "$tag")@$digest"
+  fi
+  require_ref "$tag"
   require_positive_int --timeout "$timeout"
   [[ -z "$bundle" || "$bundle" =~ ^incoming/[a-z0-9-]{8,64}$ ]] || die "invalid --bundle '$bundle': use incoming/<id>, as dagger call deploy does"
   # With a staged bundle, the compose file may arrive with it: only .env must be here already.
@@ -88,7 +100,7 @@ main() {
     roll_to "$tag" "$timeout"
   fi
 
-  finish_release deploy "$tag" "$image" "$current"
+  finish_release deploy "$tag" "$current" "${MIGRATIONS_APPLIED:--}"
   CLEAN_EXIT=1
   step "deployed $tag ($RELEASE_DIGEST) in $(elapsed); recorded in $HISTORY_FILE"
 }

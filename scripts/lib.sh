@@ -18,10 +18,33 @@ die() { log "ERROR: $*"; CLEAN_EXIT=1; exit 1; }
 elapsed() { echo "$(($(date +%s) - SCRIPT_START))s"; }
 step() { log "[$(elapsed)] $*"; }
 
-# Docker's tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. Nothing else reaches a shell.
-valid_tag() { [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; }
-require_tag() {
-  valid_tag "$1" || die "invalid tag '$1': use letters, digits, '_', '.', '-' (max 128, not starting with '.' or '-'), e.g. v1.2.3"
+# A release reference (nothing else reaches a shell): Docker's tag grammar, or a tag pinned to the registry digest of the image it named when
+# it was tested (v2@sha256:...), which docker and compose pull and run exactly, whatever the tag
+# points at by then. .env's API_TAG holds the reference.
+valid_ref() { [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$ ]]; }
+require_ref() {
+  valid_ref "$1" || die "invalid tag '$1': use letters, digits, '_', '.', '-' (max 128, not starting with '.' or '-'), e.g. v1.2.3, optionally pinned as v1.2.3@sha256:<64 hex digits>"
+}
+ref_tag() { echo "${1%%@*}"; }
+ref_digest() { if [[ "$1" == *@* ]]; then echo "${1#*@}"; fi; }
+# TAG@DIGEST, or TAG when there is no digest ("" or "-").
+pin_ref() { # tag digest
+  if [[ "${2:-}" =~ ^sha256:[0-9a-f]{64}$ ]]; then echo "$1@$2"; else echo "$1"; fi
+}
+# Whether two references name the same release: same tag, and the same digest where both pin one.
+same_release() { # ref ref
+  local a b
+  a=$(ref_digest "$1") b=$(ref_digest "$2")
+  [[ "$(ref_tag "$1")" == "$(ref_tag "$2")" && (-z "$a" || -z "$b" || "$a" == "$b") ]]
+}
+
+# Who runs a release and who approved it (CI passes the GitHub actor and the reviewer): names for
+# the record, never shell.
+# `--operator NAME` / `--approver NAME` as the scripts parse them: validated, then exported.
+person_option() { # flag value
+  (($# >= 2)) || die "$1 needs a name"
+  [[ "$2" =~ ^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$ ]] || die "invalid $1 '$2': use letters, digits, '@', '.', '_', '-' (max 64), e.g. a GitHub login"
+  if [[ "$1" == --operator ]]; then export SLIPWAY_OPERATOR=$2; else export SLIPWAY_APPROVER=$2; fi
 }
 
 require_positive_int() { # name value
@@ -153,32 +176,56 @@ operator() {
   echo "${who//[^A-Za-z0-9@._-]/_}"
 }
 
+approver() {
+  local who=${SLIPWAY_APPROVER:--}
+  echo "${who//[^A-Za-z0-9@._-]/_}"
+}
+
 # --- the release history: append-only, tab-separated -------------------------------
-# time  action  tag  digest  previous  operator
-record_release() { # action tag digest previous
+# time  action  tag  digest  previous  operator  previous_digest  migrations  approver
+# (files begun before the last three columns existed keep six-column lines; readers accept both).
+# digest is the registry digest the release ran ("-": a local image no registry served);
+# migrations is how many the release applied ("-": none were run).
+record_release() { # action ref previous_ref migrations
+  local digest previous_digest
+  digest=$(release_digest "$2")
+  previous_digest=$([[ -z "${3:-}" || "$3" == - ]] || release_digest "$3")
   shared_file "$HISTORY_FILE" || return 1
   if [[ ! -s "$HISTORY_FILE" ]]; then
-    printf '# time\taction\ttag\tdigest\tprevious\toperator\n' >>"$HISTORY_FILE"
+    printf '# time\taction\ttag\tdigest\tprevious\toperator\tprevious_digest\tmigrations\tapprover\n' >>"$HISTORY_FILE"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$2" "$3" "${4:--}" "$(operator)" >>"$HISTORY_FILE"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$(ref_tag "$2")" "${digest:--}" \
+    "$(ref_tag "${3:--}")" "$(operator)" "${previous_digest:--}" "${4:--}" "$(approver)" >>"$HISTORY_FILE"
 }
 
 # After a successful roll (which already made .env name the new release): append it to the
 # history. Run as a plain command, never inside $(...), so a failed write fails the script.
 # Sets RELEASE_DIGEST.
-finish_release() { # action tag image previous
-  RELEASE_DIGEST=$(image_digest "$3")
-  record_release "$1" "$2" "${RELEASE_DIGEST:--}" "${4:--}" || die "the release is live but could not be recorded in $HISTORY_FILE (disk full?); fix that, then run scripts/repair.sh"
+finish_release() { # action ref previous_ref migrations
+  RELEASE_DIGEST=$(release_digest "$2")
+  RELEASE_DIGEST=${RELEASE_DIGEST:-"- (a local image: no registry digest)"}
+  record_release "$@" || die "the release is live but could not be recorded in $HISTORY_FILE (disk full?); fix that, then run scripts/repair.sh"
 }
 
 history_entries() {
   if [[ -f "$HISTORY_FILE" ]]; then grep -v '^#' "$HISTORY_FILE" || true; fi
 }
 
-# The release before CURRENT: the previous tag of the latest deploy of CURRENT. Repeated
-# rollbacks therefore walk back through deploys instead of bouncing between two tags.
-previous_release() { # current
-  history_entries | awk -F'\t' -v cur="$1" '$2 == "deploy" && $3 == cur { prev = $5 } END { if (prev != "" && prev != "-") print prev }'
+# The release before CURRENT (a reference): the previous release of the latest deploy of CURRENT,
+# pinned to the digest it ran. Repeated rollbacks therefore walk back through deploys instead of
+# bouncing between two tags, and return to what ran even if its tag was re-pointed since.
+previous_release() { # current_ref
+  local prev
+  prev=$(history_entries | awk -F'\t' -v cur="$(ref_tag "$1")" -v dig="$(ref_digest "$1")" '
+    $2 == "deploy" && $3 == cur && (dig == "" || $4 == dig) { prev = $5; pd = $7 }
+    END { if (prev != "" && prev != "-") print prev "\t" pd }')
+  [[ -n "$prev" ]] || return 0
+  if [[ -n "${prev#*$'\t'}" ]]; then pin_ref "${prev%%$'\t'*}" "${prev#*$'\t'}"; else pinned_release "${prev%%$'\t'*}"; fi
+}
+
+# TAG pinned to the registry digest it had when it last ran here (per the history), if known.
+pinned_release() { # tag
+  pin_ref "$1" "$(history_entries | awk -F'\t' -v tag="$1" '$3 == tag && $4 ~ /^sha256:[0-9a-f]+$/ { d = $4 } END { print d }')"
 }
 
 # --- containers ------------------------------------------------------------------
@@ -195,7 +242,13 @@ remove_slot() { # slot: force-removes its containers, if any
 }
 env_slot() { [[ "$(env_get API_SLOT)" == b ]] && echo b || echo a; }
 container_slot() { docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$1" | sed -n 's#^LISTEN_SOCKET=/run/slipway/api-\([ab]\)\.sock$#\1#p'; }
-container_tag() { docker inspect -f '{{.Config.Image}}' "$1" | sed -n 's#^.*:\([^:/]*\)$#\1#p'; }
+# The release reference a container was created from: what follows the repository in its image.
+container_ref() {
+  local image
+  image=$(docker inspect -f '{{.Config.Image}}' "$1")
+  image=${image##*/}
+  echo "${image#*:}"
+}
 container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's#^/##'; }
 container_health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo missing; }
 
@@ -221,9 +274,17 @@ last_health_output() {
   docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{.Output}}{{end}}{{end}}' "$1" 2>/dev/null | tail -n 3
 }
 
-image_digest() { # image:tag
-  local ref=$1
-  docker image inspect -f '{{if .RepoDigests}}{{index .RepoDigests 0}}{{else}}{{.Id}}{{end}}' "$ref" 2>/dev/null | sed 's/.*@//'
+# The registry digest of the API image IMAGE (from API_IMAGE's repository), or nothing for an
+# image no registry served: an image ID is not something a host can pull.
+image_digest() { # image reference
+  docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$1" 2>/dev/null \
+    | awk -v repo="$(api_image)@" 'index($0, repo) == 1 { print substr($0, length(repo) + 1); exit }'
+}
+# The digest a release reference runs: the one it pins, or its image's registry digest.
+release_digest() { # ref
+  local digest
+  digest=$(ref_digest "$1")
+  echo "${digest:-$(image_digest "$(api_image):$1")}"
 }
 
 # GET /health through the proxy, from inside the proxy container (no host port or curl needed).
@@ -244,7 +305,12 @@ ensure_image() { # image no_pull
     step "using local image $ref (--no-pull)"
   else
     step "pulling $ref"
-    docker pull -q "$ref" >/dev/null || die "cannot pull $ref: check the tag exists and that this host is logged in (docker login)"
+    if [[ "$ref" == *@sha256:* ]]; then
+      docker pull -q "$ref" >/dev/null \
+        || die "cannot pull $ref: the registry has no image with digest ${ref#*@} (or this host is not logged in: docker login); deploy a digest that ci published"
+    else
+      docker pull -q "$ref" >/dev/null || die "cannot pull $ref: check the tag exists and that this host is logged in (docker login)"
+    fi
   fi
 }
 
@@ -357,19 +423,19 @@ reconcile() {
     docker stop -t 30 "$id" >/dev/null 2>&1 || true
     docker rm -f "$id" >/dev/null
   done
-  tag=$(container_tag "$serving")
+  tag=$(container_ref "$serving")
   if [[ "$(env_get API_TAG)" != "$tag" || "$(env_get API_SLOT)" != "$slot" || "$(env_get COMPOSE_PROFILES)" != "slot-$slot" ]]; then
     step "repair: .env named api:$(env_get API_TAG) in slot $(env_get API_SLOT), but api:$tag in slot $slot serves; recording that"
     env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"
     align_migrate "$tag" || log "warning: could not recreate the migrate container for $tag"
   fi
-  last=$(history_entries | tail -n 1 | cut -f3)
-  if [[ "$last" != "$tag" ]]; then
+  last=$(history_entries | tail -n 1 | cut -f3,4 | tr '\t' ' ')
+  if ! same_release "$(pin_ref "${last% *}" "${last#* }")" "$tag"; then
     # The operation that switched to TAG was killed before it wrote its record.
     action=repair
-    [[ "${INTERRUPTED:-}" =~ op=(deploy|rollback):$tag( |$) ]] && action=${BASH_REMATCH[1]}
+    [[ "${INTERRUPTED:-}" =~ op=(deploy|rollback):"$tag"( |$) ]] && action=${BASH_REMATCH[1]}
     step "repair: recording the $action of $tag that was interrupted before its record"
-    record_release "$action" "$tag" "$(image_digest "$(api_image):$tag")" "${last:--}"
+    record_release "$action" "$tag" "$(pin_ref "${last% *}" "${last#* }")"
   fi
 }
 
@@ -380,10 +446,17 @@ align_migrate() { # tag
   API_TAG=$1 compose create --force-recreate migrate >/dev/null 2>&1 && compose start migrate >/dev/null 2>&1
 }
 
-# Runs the migrations of TAG in a one-off container, streaming their output; fails with them.
-# Then aligns the migrate service with TAG.
-run_migrations() { # tag
-  API_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up >&2 || return 1
+# Runs the migrations of REF in a one-off container, streaming their output; fails with them.
+# Then aligns the migrate service with REF. Sets MIGRATIONS_APPLIED (how many dbmate applied).
+run_migrations() { # ref
+  local out
+  out=$(mktemp)
+  if ! API_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up 2>&1 | tee "$out" >&2; then
+    rm -f "$out"
+    return 1
+  fi
+  MIGRATIONS_APPLIED=$(grep -c '^Applying: ' "$out" || true)
+  rm -f "$out"
   align_migrate "$1"
 }
 

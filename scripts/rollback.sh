@@ -7,13 +7,16 @@ source "$here/lib.sh"
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/rollback.sh [options] [tag]
+Usage: scripts/rollback.sh [options] [tag[@sha256:<digest>]]
 
 Puts the previous release back with the same health-gated, zero-downtime roll as deploy,
 and no migrations. Without a tag it goes to the release that preceded the current one in
-the history file (releases.log); repeated rollbacks keep walking back.
+the history file (releases.log); repeated rollbacks keep walking back. It returns to the
+registry digest that release ran (from releases.log), even if its tag was re-pointed since;
+a tag with no recorded digest is used as it is.
 
 Options:
+  --operator NAME    who rolls back, for releases.log (default: SLIPWAY_OPERATOR, sudo user, user)
   --no-pull          never pull; the image must be on this host (by default it is pulled only if absent)
   --timeout SECONDS  how long to wait for the container to turn healthy (default 60)
   -h, --help         show this help
@@ -25,6 +28,7 @@ main() {
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
+      --operator) person_option "$@"; shift ;;
       --no-pull) no_pull=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
       -*) die "unknown option '$1'; see --help" ;;
@@ -32,7 +36,7 @@ main() {
     esac
     shift
   done
-  [[ -z "$tag" ]] || require_tag "$tag"
+  [[ -z "$tag" ]] || require_ref "$tag"
   require_positive_int --timeout "$timeout"
   require_project
   survive_disconnect
@@ -42,9 +46,11 @@ main() {
   if [[ -z "$tag" ]]; then
     tag=$(previous_release "$current")
     [[ -n "$tag" ]] || die "no release before '${current:-?}' in $HISTORY_FILE; name one: scripts/rollback.sh <tag>"
-    require_tag "$tag"
+    require_ref "$tag"
+  elif [[ "$tag" != *@* ]]; then
+    tag=$(pinned_release "$tag")
   fi
-  [[ "$tag" != "$current" ]] || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
+  ! same_release "$tag" "$current" || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
 
   image="$(api_image):$tag"
   step "rolling back from ${current:-?} to $image"
@@ -55,7 +61,7 @@ main() {
   fi
   align_migrate "$tag" || die "docker compose could not prepare the migrate container for $tag; nothing was switched"
   roll_to "$tag" "$timeout"
-  finish_release rollback "$tag" "$image" "$current"
+  finish_release rollback "$tag" "$current" -
   CLEAN_EXIT=1
   step "rolled back to $tag ($RELEASE_DIGEST) in $(elapsed)"
 }

@@ -8,7 +8,10 @@
 import { randomUUID } from "node:crypto";
 import { argument, check, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, testSummary, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
-import { DEPLOY_BUNDLE, type HostScript, remoteScriptCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
+import { postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
+import { pinnedReference, releaseRef } from "./commands/release.js";
+import { smokeJourney, smokeReport } from "./commands/smoke.js";
+import { DEPLOY_BUNDLE, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
 import {
   dbWindow,
   gateReport,
@@ -152,7 +155,8 @@ export class Slipway {
 
   /**
    * Build, scan and push the image to `registry/repository:tag`. Only the exact image that passed
-   * the scan is pushed. Returns the pushed reference with its digest.
+   * the scan is pushed. Returns it pinned by digest, `registry/repository@sha256:…`: deploy that
+   * (`deploy --tag <tag> --digest sha256:…`), never the tag, which a re-run re-points.
    */
   @func({ cache: "never" })
   async publish(
@@ -183,7 +187,7 @@ export class Slipway {
     const image = this.build(source, tag);
     const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
     await this.gate(this.trivy(source, image, settings), severity);
-    return image.withRegistryAuth(registry, username, password).publish(ref);
+    return pinnedReference(await image.withRegistryAuth(registry, username, password).publish(ref));
   }
 
   /**
@@ -227,7 +231,7 @@ export class Slipway {
     const lines = ["lint: passed", `unit tests: passed (${testSummary((test as PromiseFulfilledResult<string>).value)})`, `scan: passed (${severity})`];
     if (registry && password) {
       const ref = imageReference(registry, repository, version);
-      lines.push(`published: ${await image.withRegistryAuth(registry, username, password).publish(ref)}`);
+      lines.push(`published: ${pinnedReference(await image.withRegistryAuth(registry, username, password).publish(ref))}`);
     } else {
       lines.push("publish: skipped (no registry credentials)");
     }
@@ -236,9 +240,11 @@ export class Slipway {
 
   /**
    * Ship the compose file, scripts and proxy config to a staging directory in `dir` on the host
-   * over SSH, then run that bundle's `scripts/deploy.sh <tag>` there, which installs it under the
-   * deploy lock (never touching .env, backups or the release history) and does a health-gated,
-   * zero-downtime roll. Fails when the script fails.
+   * over SSH, then run that bundle's `scripts/deploy.sh <tag>[@digest]` there, which installs it
+   * under the deploy lock (never touching .env, backups or the release history) and does a
+   * health-gated, zero-downtime roll. Fails when the script fails. With `smokeUrl`, the smoke
+   * test follows, and a failed one rolls the host back. With `slackWebhook`, posts start and
+   * result; a failed notification never fails the release.
    */
   @func({ cache: "never" })
   async deploy(
@@ -254,29 +260,84 @@ export class Slipway {
     knownHosts: Secret,
     /** Image tag to release, e.g. the commit SHA. */
     tag: string,
+    /** The registry digest `ci`/`publish` printed (sha256:…): the host runs exactly that image. */
+    digest = "",
     /** Directory on the host holding docker-compose.prod.yml and .env. */
     dir = "/opt/slipway",
     port = 22,
     timeout = 60,
+    /** Public base URL to smoke-test after the switch (see `smoke`); a failure rolls back. */
+    smokeUrl = "",
+    /** Slack incoming-webhook URL, e.g. env:SLACK_WEBHOOK_URL. */
+    slackWebhook?: Secret,
+    /** For the release record and the notification: environment, who deploys, who approved. */
+    environment = "",
+    operator = "",
+    approver = "",
+    /** For the notification: the commit, its author, and the commit subjects since the previous release (one per line). */
+    commit = "",
+    author = "",
+    changelog = "",
     sshImage = "alpine:3.22.2",
   ): Promise<string> {
+    const release = releaseRef(tag, digest);
+    const call: ScriptCall = { dir, script: "deploy", tag: release, operator, approver, args: ["--timeout", String(timeout)] };
     const target = this.target(host, user, port);
-    const files = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]) });
-    const bundle = stagingDir(randomUUID());
-    return this.ssh(sshImage, sshKey, knownHosts)
-      .withDirectory("/bundle", files)
-      .withExec(shipArgv(target, "/bundle", dir, bundle))
-      .withExec(sshArgv(target, remoteScriptCommand({ dir, script: "deploy", tag, bundle, args: ["--timeout", String(timeout)] })))
-      .combinedOutput();
+    const event = { action: "deploy", environment, release, commit, author, operator, approver, changelog: lines(changelog) } as const;
+    return this.notified(slackWebhook, event, async () => {
+      const files = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]) });
+      const bundle = stagingDir(randomUUID());
+      const out = await this.ssh(sshImage, sshKey, knownHosts)
+        .withDirectory("/bundle", files)
+        .withExec(shipArgv(target, "/bundle", dir, bundle))
+        .withExec(sshArgv(target, remoteScriptCommand({ ...call, bundle })))
+        .combinedOutput();
+      return out + (await this.smokeOrRollBack(smokeUrl, release, () => this.runHostScript(sshImage, sshKey, knownHosts, target, { dir, script: "rollback", operator })));
+    });
   }
 
   /**
-   * Roll the host back with `scripts/rollback.sh [tag]`: to the previous release in its history,
-   * or to `tag`. Zero downtime, no migrations.
+   * The smoke test through the public URL: /health reports `version` (when given), then an item
+   * is created, read back and deleted. Prints each step; fails at the first failed step.
    */
   @func({ cache: "never" })
-  async rollback(host: string, user: string, sshKey: Secret, knownHosts: Secret, tag?: string, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
-    return this.runHostScript("rollback", host, user, sshKey, knownHosts, dir, port, sshImage, tag);
+  async smoke(
+    /** Public base URL, e.g. https://app.example.com */
+    url: string,
+    /** The version /health must report, e.g. the tag just deployed. */
+    version = "",
+  ): Promise<string> {
+    const report = smokeReport(await smokeJourney(url, { version }));
+    if (!report.passed) throw new Error(report.text);
+    return report.text;
+  }
+
+  /**
+   * Roll the host back with `scripts/rollback.sh [tag]`: to the previous release in its history
+   * (the digest it ran), or to `tag`. Zero downtime, no migrations. With `smokeUrl`, the smoke
+   * test follows; with `slackWebhook`, the channel hears of it.
+   */
+  @func({ cache: "never" })
+  async rollback(
+    host: string,
+    user: string,
+    sshKey: Secret,
+    knownHosts: Secret,
+    tag?: string,
+    dir = "/opt/slipway",
+    port = 22,
+    smokeUrl = "",
+    slackWebhook?: Secret,
+    environment = "",
+    operator = "",
+    sshImage = "alpine:3.22.2",
+  ): Promise<string> {
+    const event = { action: "rollback", environment, release: tag ? releaseRef(tag) : "the previous release", operator } as const;
+    const target = this.target(host, user, port);
+    return this.notified(slackWebhook, event, async () => {
+      const out = await this.runHostScript(sshImage, sshKey, knownHosts, target, { dir, script: "rollback", tag, operator });
+      return out + (await this.smokeOrRollBack(smokeUrl, "", undefined));
+    });
   }
 
   /**
@@ -284,7 +345,7 @@ export class Slipway {
    */
   @func({ cache: "never" })
   async backup(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
-    return this.runHostScript("backup", host, user, sshKey, knownHosts, dir, port, sshImage);
+    return this.runHostScript(sshImage, sshKey, knownHosts, this.target(host, user, port), { dir, script: "backup" });
   }
 
   /**
@@ -292,7 +353,7 @@ export class Slipway {
    */
   @func({ cache: "never" })
   async status(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
-    return this.runHostScript("status", host, user, sshKey, knownHosts, dir, port, sshImage);
+    return this.runHostScript(sshImage, sshKey, knownHosts, this.target(host, user, port), { dir, script: "status" });
   }
 
   // --- composition helpers (not exposed as functions) ---------------------------------
@@ -382,16 +443,44 @@ export class Slipway {
       .withEnvVariable("SLIPWAY_CALL_ID", randomUUID());
   }
 
-  private async runHostScript(
-    script: HostScript, host: string, user: string, sshKey: Secret, knownHosts: Secret,
-    dir: string, port: number, sshImage: string, tag?: string,
-  ): Promise<string> {
-    const target = this.target(host, user, port);
+  private async runHostScript(sshImage: string, sshKey: Secret, knownHosts: Secret, target: SshTarget, call: ScriptCall): Promise<string> {
     return this.ssh(sshImage, sshKey, knownHosts)
-      .withExec(sshArgv(target, remoteScriptCommand({ dir, script, tag })))
+      .withExec(sshArgv(target, remoteScriptCommand(call)))
       .combinedOutput();
   }
+
+  /**
+   * After a release: the smoke test at `url` (nothing when empty). A failed one runs `rollBack`
+   * (if given) and fails with both reports.
+   */
+  private async smokeOrRollBack(url: string, release: string, rollBack?: () => Promise<string>): Promise<string> {
+    if (!url) return "";
+    const report = smokeReport(await smokeJourney(url, { version: release.split("@")[0] }));
+    if (report.passed) return `\n${report.text}`;
+    if (!rollBack) throw new Error(report.text);
+    const undone = await rollBack().then((out) => `rolled back automatically:\n${out}`, (err: Error) => `and the automatic rollback FAILED too:\n${err.message}`);
+    throw new Error(`${report.text}\n${undone}`);
+  }
+
+  /** Runs a release between a start and a result notification (when a webhook is given). */
+  private async notified(webhook: Secret | undefined, event: Omit<ReleaseEvent, "phase">, run: () => Promise<string>): Promise<string> {
+    const url = webhook ? await webhook.plaintext() : "";
+    const post = async (phase: ReleaseEvent["phase"], detail?: string) => (url ? postNotification(url, slackPayload({ ...event, phase, detail })) : "");
+    const warnings = [await post("start")];
+    let out: string;
+    try {
+      out = await run();
+    } catch (err) {
+      await post("failure", (err as Error).message);
+      throw err;
+    }
+    warnings.push(await post("success", out.trim().split("\n").filter((l) => /deployed|rolled back to/.test(l)).at(-1)));
+    return [out.trimEnd(), ...warnings.filter(Boolean)].join("\n");
+  }
 }
+
+/** Non-empty lines of a multi-line argument. */
+const lines = (text: string) => text.split("\n").map((l) => l.trim()).filter(Boolean);
 
 /** The failed gates of a ci run, each with its error, or "" when all passed. */
 function ciFailures(gates: Record<string, PromiseSettledResult<string>>): string {

@@ -46,7 +46,7 @@ beforeAll(async () => {
 
 describe("the Dagger module as the engine sees it", () => {
   it("exposes exactly the pipeline's functions, each documented", () => {
-    expect(Object.keys(fns).sort()).toEqual(["backup", "build", "ci", "deploy", "lint", "publish", "rollback", "scan", "scanReports", "status", "test"]);
+    expect(Object.keys(fns).sort()).toEqual(["backup", "build", "ci", "deploy", "lint", "publish", "rollback", "scan", "scanReports", "smoke", "status", "test"]);
     for (const [name, fn] of Object.entries(fns)) expect(fn.description.length, name).toBeGreaterThan(20);
     expect(objectDescription).toMatch(/release pipeline/);
   });
@@ -70,7 +70,14 @@ describe("the Dagger module as the engine sees it", () => {
       expect(fns[name]!.arguments.dbRepository!.defaultValue, name).toBe("");
       expect(fns[name]!.arguments.trivyCache!.isOptional, name).toBe(true);
     }
-    expect(Object.keys(fns.deploy!.arguments)).toEqual(["source", "host", "user", "sshKey", "knownHosts", "tag", "dir", "port", "timeout", "sshImage"]);
+    expect(Object.keys(fns.deploy!.arguments)).toEqual([
+      "source", "host", "user", "sshKey", "knownHosts", "tag", "digest", "dir", "port", "timeout", "smokeUrl", "slackWebhook",
+      "environment", "operator", "approver", "commit", "author", "changelog", "sshImage",
+    ]);
+    expect(fns.deploy!.arguments.digest!.description).toMatch(/runs exactly that image/);
+    expect(fns.deploy!.arguments.slackWebhook!.isOptional).toBe(true);
+    expect(fns.rollback!.arguments.slackWebhook!.isOptional).toBe(true);
+    expect(fns.smoke!.arguments.url!.isOptional).toBe(false);
     expect(fns.deploy!.arguments.dir!.defaultValue).toBe("/opt/slipway");
     expect(fns.deploy!.arguments.port!.defaultValue).toBe(22);
     expect(fns.deploy!.arguments.knownHosts!.description).toMatch(/unknown keys fail/);
@@ -92,10 +99,11 @@ describe("the Dagger module as the engine sees it", () => {
 /**
  * Which methods of the module class reach outside the engine, read from the source: a method
  * does when its body (or a private helper it calls, transitively) opens an SSH connection, pushes
- * to a registry or runs Trivy (which downloads its DB from a registry).
+ * to a registry, runs Trivy (which downloads its DB from a registry), or calls a URL (the smoke
+ * test, a notification).
  */
 function methodsReachingOut(file: string): Set<string> {
-  const REACHES_OUT = [/\bthis\.ssh\(/, /\.publish\(/, /\bthis\.trivy\(/];
+  const REACHES_OUT = [/\bthis\.ssh\(/, /\.publish\(/, /\bthis\.trivy\(/, /\bsmokeJourney\(/, /\bpostNotification\(/];
   const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.ES2022, true);
   const bodies = new Map<string, string>();
   const visit = (node: ts.Node) => {
@@ -117,7 +125,7 @@ describe("what the engine caches and what `dagger check` runs", () => {
   it("every function that reaches a host or a registry opts out of the function cache", () => {
     const reaching = [...methodsReachingOut(join(src, "index.ts"))].filter((name) => name in fns).sort();
     // The detector itself must see the side effects we know of, or this test could not fail.
-    expect(reaching).toEqual(expect.arrayContaining(["backup", "ci", "deploy", "publish", "rollback", "scan", "scanReports", "status"]));
+    expect(reaching).toEqual(expect.arrayContaining(["backup", "ci", "deploy", "publish", "rollback", "scan", "scanReports", "smoke", "status"]));
     const cached = reaching.filter((name) => policies[name]!.cache !== "never");
     expect(cached, "add @func({ cache: \"never\" }) to these").toEqual([]);
   });

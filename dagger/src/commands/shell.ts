@@ -5,6 +5,10 @@
 
 /** Docker's tag grammar, the same rule as scripts/lib.sh `valid_tag`. */
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** A release: a tag, optionally pinned to a registry digest (scripts/lib.sh `valid_ref`). */
+const REF = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[0-9a-f]{64})?$/;
+/** A person in the release record: a login or an e-mail-like name (lib.sh `person_option`). */
+const PERSON = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$/;
 /** An absolute path of plain segments: no spaces, quotes, `$`, `..` or shell syntax. */
 const DIR = /^\/(?:[A-Za-z0-9_][A-Za-z0-9_.-]*\/?)*$/;
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\[?[0-9A-Fa-f:]+\]?$/;
@@ -19,6 +23,10 @@ function check(kind: string, value: string, rule: RegExp, fix: string): string {
 
 export const validateTag = (tag: string) =>
   check("tag", tag, TAG, "use letters, digits, '_', '.', '-' (max 128, not starting with '.' or '-'), e.g. v1.2.3");
+export const validateRef = (ref: string) =>
+  check("tag", ref, REF, "use letters, digits, '_', '.', '-' (max 128), e.g. v1.2.3, optionally pinned as v1.2.3@sha256:<64 hex digits>");
+export const validatePerson = (name: string) =>
+  check("name", name, PERSON, "use letters, digits, '@', '.', '_', '-' (max 64), e.g. a GitHub login");
 export const validateDir = (dir: string) =>
   check("dir", dir, DIR, "use an absolute path of letters, digits, '_', '.', '-' and '/', e.g. /opt/slipway");
 export const validateHost = (host: string) =>

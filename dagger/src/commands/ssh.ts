@@ -1,4 +1,4 @@
-import { shellQuote, validateArg, validateDir, validateHost, validatePort, validateTag, validateUser } from "./shell.js";
+import { shellQuote, validateArg, validateDir, validateHost, validatePerson, validatePort, validateRef, validateUser } from "./shell.js";
 
 /** The host scripts a pipeline may run remotely. */
 export type HostScript = "deploy" | "rollback" | "backup" | "status";
@@ -46,8 +46,11 @@ export function sshArgv(target: SshTarget, remoteCommand: string): string[] {
 export interface ScriptCall {
   dir: string;
   script: HostScript;
-  /** A release tag (deploy, optional for rollback). */
+  /** A release: a tag or tag@sha256:<digest> (deploy, optional for rollback). */
   tag?: string;
+  /** Who runs it and who approved it, for the host's release record. */
+  operator?: string;
+  approver?: string;
   /** Extra flags and values, e.g. ["--timeout", "90"]. */
   args?: readonly string[];
   /** Run the script from this staged bundle (see stagingDir), which it installs under the lock. */
@@ -67,7 +70,9 @@ export function remoteScriptCommand(call: ScriptCall): string {
   const words = [`${from}/scripts/${call.script}.sh`];
   if (call.bundle !== undefined) words.push("--bundle", call.bundle);
   words.push(...(call.args ?? []).map(validateArg));
-  if (call.tag !== undefined) words.push(validateTag(call.tag));
+  if (call.operator) words.push("--operator", validatePerson(call.operator));
+  if (call.approver) words.push("--approver", validatePerson(call.approver));
+  if (call.tag !== undefined) words.push(validateRef(call.tag));
   return `cd ${shellQuote(dir)} && ${words.map(shellQuote).join(" ")}`;
 }
 

@@ -1,0 +1,52 @@
+/**
+ * Release notifications: the message for each phase of a deploy or rollback, and a poster that
+ * never fails a release (a notification is best effort; the release's own result stands).
+ */
+
+export interface ReleaseEvent {
+  action: "deploy" | "rollback";
+  phase: "start" | "success" | "failure";
+  environment: string;
+  /** The release: a tag, or tag@sha256:… */
+  release: string;
+  commit?: string;
+  author?: string;
+  operator?: string;
+  approver?: string;
+  /** Commit subjects since the previous release, newest first. */
+  changelog?: string[];
+  /** Why it failed, or what the host printed at the end. */
+  detail?: string;
+}
+
+const PHASE = { start: "started", success: "succeeded", failure: "FAILED" } as const;
+
+/** Slack's incoming-webhook payload: one text message (mrkdwn), capped at what Slack shows. */
+export function slackPayload(e: ReleaseEvent): { text: string } {
+  const [tag, digest] = e.release.split("@");
+  const who = [e.operator && `by ${e.operator}`, e.approver && `approved by ${e.approver}`].filter(Boolean).join(", ");
+  const lines = [
+    `${e.action === "deploy" ? "Deploy" : "Rollback"} of ${tag} to ${e.environment || "the host"} ${PHASE[e.phase]}${who ? ` (${who})` : ""}`,
+    digest && `digest: ${digest}`,
+    e.commit && `commit: ${e.commit}${e.author ? ` by ${e.author}` : ""}`,
+    e.changelog?.length ? `changes:\n${e.changelog.slice(0, 20).map((s) => `• ${s}`).join("\n")}` : "",
+    e.detail && `${e.phase === "failure" ? "reason" : "result"}: ${e.detail.trim().split("\n").slice(-3).join(" | ")}`,
+  ];
+  return { text: lines.filter(Boolean).join("\n").slice(0, 3000) };
+}
+
+/** Posts the payload; returns "" when delivered, else a warning line. Never throws. */
+export async function postNotification(webhook: string, payload: { text: string }, doFetch: typeof fetch = fetch): Promise<string> {
+  try {
+    const res = await doFetch(webhook, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(payload),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return res.ok ? "" : `warning: the notification was not delivered (the webhook answered ${res.status})`;
+  } catch (err) {
+    // The webhook URL is a secret: never echo it.
+    return `warning: the notification was not delivered (${(err as Error).name})`;
+  }
+}

@@ -1,0 +1,41 @@
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { describe, expect, it } from "vitest";
+import { postNotification, slackPayload } from "../../src/commands/notify.js";
+
+const digest = `sha256:${"ab".repeat(32)}`;
+
+describe("release notifications", () => {
+  it("say what, where, which digest and commit, who, what changed and why it failed", () => {
+    const { text } = slackPayload({
+      action: "deploy", phase: "failure", environment: "production", release: `3f2a@${digest}`, commit: "3f2a", author: "ana",
+      operator: "bob", approver: "cy", changelog: ["fix the thing", "add the other"], detail: "line 1\nERROR: api:3f2a never became healthy",
+    });
+    expect(text).toContain("Deploy of 3f2a to production FAILED (by bob, approved by cy)");
+    expect(text).toContain(`digest: ${digest}`);
+    expect(text).toContain("commit: 3f2a by ana");
+    expect(text).toContain("• fix the thing\n• add the other");
+    expect(text).toContain("reason: line 1 | ERROR: api:3f2a never became healthy");
+    expect(slackPayload({ action: "rollback", phase: "start", environment: "", release: "the previous release" }).text).toBe("Rollback of the previous release to the host started");
+  });
+
+  it("post to a real HTTP receiver, and report (never throw) when it refuses or is gone", async () => {
+    const got: string[] = [];
+    let status = 200;
+    const server = createServer((req: IncomingMessage, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => { got.push(body); res.writeHead(status).end("ok"); });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook/secret-part`;
+    expect(await postNotification(url, { text: "hi" })).toBe("");
+    expect(JSON.parse(got[0]!)).toEqual({ text: "hi" });
+    status = 500;
+    expect(await postNotification(url, { text: "hi" })).toMatch(/not delivered \(the webhook answered 500\)/);
+    await new Promise((r) => server.close(r));
+    const gone = await postNotification(url, { text: "hi" });
+    expect(gone).toMatch(/^warning: the notification was not delivered/);
+    expect(gone).not.toContain("secret-part");
+  });
+});
