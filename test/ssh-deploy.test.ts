@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEPLOY_BUNDLE, remoteScriptCommand, shipArgv, sshArgv, type ScriptCall, type SshTarget, stagingDir } from "../dagger/src/commands/ssh.js";
 import { shellQuote } from "../dagger/src/commands/shell.js";
 import { repoRoot } from "./support/database.js";
-import { buildImages, getJson, Stack } from "./support/stack.js";
+import { registryDigest } from "./support/oci.js";
+import { buildImages, buildRelease, getJson, Stack } from "./support/stack.js";
 import { TestRegistry, TestSshd } from "./support/sshd.js";
 
 const sshd = new TestSshd(2222);
@@ -30,17 +31,21 @@ async function run(argv: string[]) {
 }
 
 /** What `dagger call deploy` runs: stage the bundle, then the staged script, which installs it. */
-async function daggerDeploy(tag: string, from = repoRoot) {
+async function daggerDeploy(tag: string, from = repoRoot, who: Pick<ScriptCall, "operator" | "approver"> = {}) {
   const bundle = stagingDir(randomUUID());
   const ship = await run(shipArgv(target(), from, remoteDir, bundle));
   if (ship.exitCode !== 0) return ship;
-  return run(sshArgv(target(), remoteScriptCommand({ dir: remoteDir, script: "deploy", tag, bundle, args: ["--timeout", "60"] })));
+  return run(sshArgv(target(), remoteScriptCommand({ dir: remoteDir, script: "deploy", tag, bundle, args: ["--timeout", "60"], ...who })));
 }
+
+const lastRecord = () => readFileSync(join(remoteDir, "releases.log"), "utf8").trimEnd().split("\n").at(-1)!.split("\t");
+const envTag = () => /^API_TAG=(.*)$/m.exec(readFileSync(join(remoteDir, ".env"), "utf8"))?.[1];
 
 const remote = (call: Omit<ScriptCall, "dir">) => run(sshArgv(target(), remoteScriptCommand({ dir: remoteDir, ...call })));
 
 beforeAll(async () => {
   await buildImages();
+  await buildRelease("v3");
   await Promise.all([sshd.start(), registry.start()]);
   await registry.push("slipway/api:v1", "slipway/api:v1");
   await registry.push("slipway/api:v2", "slipway/api:v2");
@@ -113,6 +118,52 @@ describe.sequential("deploy over SSH with the pipeline's own command lines", () 
     const r = await remote({ script: "deploy", tag: "does-not-exist" });
     expect(r.exitCode).not.toBe(0);
     expect(r.all).toMatch(/cannot pull 127\.0\.0\.1:5000\/slipway\/api:does-not-exist/);
+  });
+
+  it("deploys a digest: the host runs exactly that image and records tag, digest, previous digest, migrations and who", async () => {
+    const [d1, d2] = [await registryDigest(registry.host, "slipway/api", "v1"), await registryDigest(registry.host, "slipway/api", "v2")];
+    const r = await daggerDeploy(`v2@${d2}`, repoRoot, { operator: "ci-bot", approver: "alice" });
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.all).toContain(`pulling ${registry.host}/slipway/api:v2@${d2}`);
+    expect(r.all).toContain(`deployed v2@${d2} (${d2})`);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+    expect(envTag()).toBe(`v2@${d2}`);
+    const [, action, tag, digest, previous, operator, previousDigest, migrations, approver] = lastRecord();
+    expect({ action, tag, digest, previous, operator, previousDigest, migrations, approver }).toEqual({
+      action: "deploy", tag: "v2", digest: d2, previous: "v1", operator: "ci-bot", previousDigest: d1, migrations: "0", approver: "alice",
+    });
+    const { stdout } = await execa("docker", ["inspect", "-f", "{{.Config.Image}}", (await stack.apiContainers())[0]!]);
+    expect(stdout).toBe(`${registry.host}/slipway/api:v2@${d2}`);
+    const s = await remote({ script: "status" });
+    expect(s.all).toContain(`release:   ${registry.host}/slipway/api:v2@${d2}`);
+    expect(s.all).toContain("drift:     none");
+  });
+
+  it("refuses a digest the registry does not have, and a malformed one, changing nothing", async () => {
+    const missing = `sha256:${"0".repeat(63)}1`;
+    const r = await remote({ script: "deploy", tag: `v2@${missing}` });
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(new RegExp(`cannot pull .*: the registry has no image with digest ${missing}`));
+    const bad = await run(sshArgv(target(), `cd ${shellQuote(remoteDir)} && ./scripts/deploy.sh --digest sha256:abc v2`));
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.all).toMatch(/invalid --digest 'sha256:abc': use sha256:<64 lowercase hex digits>/);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+  });
+
+  it("rollback returns to the digest that ran, even after its tag was re-pointed and pulled", async () => {
+    const d1 = await registryDigest(registry.host, "slipway/api", "v1");
+    // Someone re-pushes v1 (a rebuild, or another image entirely), and this host pulls the tag.
+    await registry.push("slipway/api:v3", "slipway/api:v1");
+    await execa("docker", ["pull", "-q", `${registry.host}/slipway/api:v1`]);
+    expect(await registryDigest(registry.host, "slipway/api", "v1")).not.toBe(d1);
+
+    const r = await remote({ script: "rollback", operator: "oncall" });
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.all).toContain(`rolling back from v2@`);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+    expect(envTag()).toBe(`v1@${d1}`);
+    const [, action, tag, digest, previous, operator, , migrations] = lastRecord();
+    expect({ action, tag, digest, previous, operator, migrations }).toEqual({ action: "rollback", tag: "v1", digest: d1, previous: "v2", operator: "oncall", migrations: "-" });
   });
 });
 

@@ -33,48 +33,88 @@ describe("workflows", () => {
     }
   });
 
-  it("ci runs `dagger call ci` on every push and pull request, publishing and uploading SARIF only on main", () => {
-    const ci = wf("ci.yml");
-    expect(Object.keys(ci.on)).toEqual(expect.arrayContaining(["push", "pull_request"]));
-    const steps = ci.jobs.ci.steps;
-    const call = steps.find((s: any) => String(s.uses).startsWith("dagger/dagger-for-github") && /^ci /.test(s.with.args));
-    expect(call.with.args).toMatch(/--version=\$\{\{ github.sha \}\}/);
-    expect(call.with.args).toMatch(/env.PUBLISH == 'true' && format\('--registry=ghcr.io/);
-    expect(ci.jobs.ci.env.PUBLISH).toContain("refs/heads/main");
-    const sarif = steps.find((s: any) => String(s.uses).startsWith("github/codeql-action/upload-sarif"));
-    expect(sarif.if).toContain("env.PUBLISH == 'true'");
+  it("splice no expression into a shell: run scripts and the Dagger action's args take values through env only", () => {
+    for (const f of files) expect(splicedExpressions(wf(f)), f).toEqual([]);
+    // The check itself finds what rollback.yml once did: a dispatched tag pasted into the action's bash line.
+    const spliced = { jobs: { r: { steps: [{ uses: "dagger/dagger-for-github@x", with: { args: "rollback ${{ inputs.tag != '' && format('--tag={0}', inputs.tag) || '' }}" } }, { run: "echo ${{ github.event.head_commit.message }}" }] } } };
+    expect(splicedExpressions(spliced)).toEqual(["r step 1 with.args", "r step 2 run"]);
   });
 
-  it("deploy runs only for a commit whose ci passed, staging automatically and production behind its environment, serialised", () => {
+  it("ci runs `dagger call ci` on branch pushes (not tags) and pull requests; main publishes and hands on the digest", () => {
+    const ci = wf("ci.yml");
+    expect(ci.on.push).toEqual({ branches: ["**"] });
+    expect(Object.keys(ci.on)).toEqual(expect.arrayContaining(["push", "pull_request"]));
+    expect(ci.jobs.ci.env.PUBLISH).toContain("refs/heads/main");
+    const steps: any[] = ci.jobs.ci.steps;
+    const call = steps.find((s) => s.id === "ci");
+    expect(call.run).toMatch(/args=\(ci --version="\$GITHUB_SHA"\)/);
+    expect(call.run).toMatch(/if \[ "\$PUBLISH" = true \]; then\n\s+args\+=\(--registry=ghcr\.io/);
+    expect(call.run).toMatch(/@sha256:\[0-9a-f\]\{64\}\$ \]\]/);
+    expect(ci.jobs.ci.outputs).toEqual({ image: "${{ steps.ci.outputs.image }}", digest: "${{ steps.ci.outputs.digest }}" });
+    const record = steps.find((s) => String(s.uses).startsWith("actions/upload-artifact") && s.with.path === "release.json");
+    expect(record.with.name).toBe("release-${{ github.sha }}");
+    // The reports describe the published image, not a `version=dev` rebuild.
+    expect(steps.find((s) => /scan-reports/.test(s.run ?? "")).run).toMatch(/scan-reports --image="\$IMAGE"/);
+    const sarif = steps.find((s) => String(s.uses).startsWith("github/codeql-action/upload-sarif"));
+    expect(sarif.if).toContain("env.PUBLISH == 'true'");
+    expect(sarif["continue-on-error"]).toBe(true);
+    expect(ci.jobs.integration.steps.at(-1).run).toContain("npm test");
+  });
+
+  it("deploy promotes a digest: staging from ci's record, production only from main, not pre-releases, and only what passed staging", () => {
     const deploy = wf("deploy.yml");
     expect(deploy.on.workflow_run).toEqual({ workflows: ["ci"], types: ["completed"], branches: ["main"] });
     expect(Object.keys(deploy.on)).toEqual(expect.arrayContaining(["release", "workflow_dispatch"]));
-    expect(deploy.jobs.verify.if).toContain("github.event.workflow_run.conclusion == 'success'");
-    const check = deploy.jobs.verify.steps[0].run as string;
-    expect(check).toMatch(/actions\/workflows\/ci\.yml\/runs\?head_sha=\$sha&event=push&status=success/);
-    expect(check).toMatch(/workflow_run\) sha=\$RUN_SHA; environment=staging/);
-    expect(check).toMatch(/release\) .*environment=production/);
-    expect(check).toMatch(/workflow_dispatch\) .*environment=production/);
+    const when = deploy.jobs.verify.if as string;
+    expect(when).toContain("github.event.workflow_run.conclusion == 'success'");
+    expect(when).toContain("!github.event.release.prerelease");
+    expect(when).toContain("github.event_name == 'workflow_dispatch' && github.ref == 'refs/heads/main'");
+    const resolve = deploy.jobs.verify.steps[0].run as string;
+    expect(resolve).toMatch(/gh run download "\$RUN_ID" --repo "\$REPO" --name "release-\$sha"/);
+    expect(resolve).toMatch(/compare\/main\.\.\.\$sha/);
+    expect(resolve).toMatch(/deployments\?sha=\$sha&environment=staging&task=deploy:slipway/);
+    expect(resolve).toMatch(/has not passed staging/);
+    expect(resolve).toMatch(/valid_digest "\$digest" \|\| fail/);
     const job = deploy.jobs.deploy;
     expect(job.needs).toBe("verify");
     expect(job.environment.name).toBe("${{ needs.verify.outputs.environment }}");
     expect(job.concurrency).toEqual({ group: "deploy-${{ needs.verify.outputs.environment }}", "cancel-in-progress": false });
-    const names = job.steps.map((s: any) => s.name ?? s.uses);
-    expect(names.indexOf("dagger call deploy")).toBeLessThan(names.indexOf("Smoke check /health reports the new version"));
-    expect(job.steps.find((s: any) => s.name === "dagger call deploy").with.args).toMatch(/--known-hosts=env:SSH_KNOWN_HOSTS/);
+    const steps: any[] = job.steps;
+    const call = steps.find((s) => /dagger --progress plain call/.test(s.run ?? ""));
+    expect(call.run).toMatch(/--tag="\$SHA" --digest="\$DIGEST" --smoke-url="\$APP_URL"/);
+    expect(call.run).toMatch(/--known-hosts=env:SSH_KNOWN_HOSTS/);
+    expect(call.run).toMatch(/--slack-webhook=env:SLACK_WEBHOOK_URL/);
+    // The staging record carries the digest, and is marked success only when the job (deploy + smoke) passed.
+    expect(steps.find((s) => s.id === "record").run).toMatch(/payload: \{digest: \$digest\}/);
+    expect(steps.at(-1).if).toContain("always()");
+    expect(steps.at(-1).run).toMatch(/state=\$\(\[ "\$STATUS" = success \]/);
+    // Slack is the pipeline's job now: no curl in a workflow can fail a release.
+    expect(raw("deploy.yml")).not.toMatch(/curl -f/);
   });
 
-  it("rollback is a manual dispatch with an optional tag, in the same concurrency group as deploys", () => {
+  it("rollback starts at once: its own concurrency group and an environment without reviewers, inputs validated first", () => {
     const rollback = wf("rollback.yml");
     expect(Object.keys(rollback.on)).toEqual(["workflow_dispatch"]);
     expect(rollback.on.workflow_dispatch.inputs.tag.required).toBe(false);
-    expect(rollback.jobs.rollback.concurrency.group).toBe("deploy-${{ inputs.environment }}");
-    expect(rollback.jobs.rollback.steps.some((s: any) => /^rollback /.test(s.with?.args ?? ""))).toBe(true);
-  });
-
-  it("notify Slack only when the webhook secret is set, with SHA, environment and actor", () => {
-    const deploy = raw("deploy.yml");
-    expect(deploy).toMatch(/if: \$\{\{ env.SLACK_WEBHOOK_URL != '' \}\}/);
-    expect(deploy).toMatch(/Deploy of \$SHA to \$ENVIRONMENT by \$ACTOR: \$STATUS/);
+    const job = rollback.jobs.rollback;
+    expect(job.concurrency.group).toBe("rollback-${{ inputs.environment }}");
+    expect(job.concurrency.group).not.toBe(wf("deploy.yml").jobs.deploy.concurrency.group);
+    expect(job.environment.name).toBe("${{ inputs.environment }}-rollback");
+    expect(job.steps[0].name).toMatch(/^Validate the inputs/);
+    expect(job.steps[0].run).toContain("(@sha256:[0-9a-f]{64})?$");
+    expect(job.steps.at(-1).run).toMatch(/args=\(rollback /);
   });
 });
+
+/** Every place a workflow pastes a `${{ }}` expression into a shell: run scripts, and args/call of the Dagger action. */
+function splicedExpressions(workflow: any): string[] {
+  const found: string[] = [];
+  for (const [name, job] of Object.entries<any>(workflow.jobs ?? {})) {
+    (job.steps ?? []).forEach((step: any, i: number) => {
+      const where = `${name} step ${i + 1}`;
+      if (/\$\{\{/.test(step.run ?? "")) found.push(`${where} run`);
+      for (const key of ["args", "call"]) if (/\$\{\{/.test(String(step.with?.[key] ?? ""))) found.push(`${where} with.${key}`);
+    });
+  }
+  return found;
+}
