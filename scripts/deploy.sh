@@ -13,7 +13,8 @@ Health-gated, zero-downtime release of the API image <API_IMAGE>:<tag>, run from
 directory that holds docker-compose.prod.yml and .env. With a digest (as `dagger call ci`
 publishes it) the host pulls and runs exactly that image, whatever the tag points at by then,
 and refuses a digest the registry does not have:
-  validate tag -> take the host deploy lock -> pull -> pre-deploy backup -> migrations
+  validate tag -> take the host deploy lock -> pull -> pre-deploy backup
+  -> rehearse the migrations on a copy of that backup -> migrations
   -> start the new container beside the old -> wait healthy -> switch the proxy
   -> drain and stop the old -> record the release and set API_TAG in .env.
 If the new container never turns healthy it is removed and the old release keeps serving.
@@ -23,7 +24,9 @@ Options:
   --operator NAME    who releases, for releases.log (default: SLIPWAY_OPERATOR, sudo user, user)
   --approver NAME    who approved it, for releases.log (default: SLIPWAY_APPROVER, or -)
   --no-pull          use the image already on this host (fails if it is absent)
-  --skip-backup      do not take the pre-deploy backup
+  --skip-backup      do not take the pre-deploy backup (nor rehearse on it)
+  --skip-rehearsal   do not rehearse the migrations on a copy of the pre-deploy backup first
+                     (the rehearsal needs room for a second copy of the database for a moment)
   --timeout SECONDS  how long to wait for the new container to turn healthy (default 60)
   --bundle DIR       first install the files shipped to DIR (incoming/<id>, as `dagger call
                      deploy` stages them) in place, under the lock and after the tag validates
@@ -38,7 +41,7 @@ USAGE
 }
 
 main() {
-  local tag="" digest="" no_pull=0 skip_backup=0 timeout=60 bundle="" image current
+  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 bundle="" image current dump=""
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -46,6 +49,7 @@ main() {
       --operator | --approver) person_option "$@"; shift ;;
       --no-pull) no_pull=1 ;;
       --skip-backup) skip_backup=1 ;;
+      --skip-rehearsal) skip_rehearsal=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
       --bundle) (($# >= 2)) || die "--bundle needs the staged bundle's directory"; bundle=$2; shift ;;
       -*) die "unknown option '$1'; see --help" ;;
@@ -90,7 +94,16 @@ main() {
       step "pre-deploy backup skipped (--skip-backup)"
     else
       step "pre-deploy backup"
-      "$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}" >/dev/null
+      dump=$("$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}")
+    fi
+    if ((skip_rehearsal)); then
+      step "migration rehearsal skipped (--skip-rehearsal)"
+    elif [[ -z "$dump" ]]; then
+      step "migration rehearsal skipped: no pre-deploy backup to rehearse on (--skip-backup)"
+    elif rehearse_migrations "$tag" "$dump"; then
+      step "rehearsal passed: $REHEARSAL_REPORT"
+    else
+      die "the migrations of $tag failed on a copy of this database (rehearsal: $REHEARSAL_REPORT); the real database was not touched and ${current:-the old release} keeps serving. Fix the migration (or the data) and deploy again"
     fi
     step "running migrations with $tag"
     if ! run_migrations "$tag"; then

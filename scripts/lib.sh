@@ -398,6 +398,7 @@ undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
 reconcile() {
   local id active slot serving="" tag last action
   local -a all=()
+  if [[ -n "$(compose ps -q --status running db 2>/dev/null)" ]]; then drop_rehearsals; fi
   mapfile -t all < <(api_containers)
   ((${#all[@]} > 0)) || return 0
   active=$(active_slot)
@@ -458,6 +459,44 @@ run_migrations() { # ref
   MIGRATIONS_APPLIED=$(grep -c '^Applying: ' "$out" || true)
   rm -f "$out"
   align_migrate "$1"
+}
+
+# Rehearses REF's migrations on a copy of the data before they touch the real database: DUMP (the
+# fresh pre-deploy backup) is restored into a throwaway database beside the real one, REF's
+# pending migrations run there with the real timeouts, and the copy is dropped. A migration that
+# only fails on existing data (NOT NULL over NULLs, a unique index over duplicates) fails here.
+# Sets REHEARSAL_REPORT. Returns non-zero when the migrations fail on the copy.
+rehearse_migrations() { # ref dump
+  local ref=$1 dump=$2 user db start out status=0
+  user=$(compose exec -T db printenv POSTGRES_USER)
+  db="slipway_rehearsal_$(date -u +%Y%m%d%H%M%S)_$$"
+  drop_rehearsals
+  step "rehearsing the migrations of $ref on a copy of the database ($db, from $(basename "$dump"))"
+  start=$(date +%s)
+  compose exec -T db createdb -U "$user" "$db" || { log "cannot create the rehearsal database (disk full?)"; return 1; }
+  out=$(mktemp)
+  if ! compose exec -T db psql -X -q -v ON_ERROR_STOP=1 --single-transaction -U "$user" -d "$db" <"$dump" >/dev/null 2>"$out"; then
+    log "the pre-deploy backup did not restore into the rehearsal database: $(tail -n 3 "$out" | tr '\n' ' ')"
+    status=1
+  elif ! POSTGRES_DB=$db API_TAG=$ref compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up >"$out" 2>&1; then
+    sed 's/^/  rehearsal: /' "$out" >&2
+    status=1
+  fi
+  REHEARSAL_REPORT="$(grep -c '^Applying: ' "$out" || true) migration(s) in $(($(date +%s) - start))s on a copy of the data"
+  rm -f "$out"
+  compose exec -T db dropdb -U "$user" --if-exists --force "$db" || log "warning: could not drop the rehearsal database $db; the next deploy drops it"
+  return "$status"
+}
+
+# Drops the rehearsal databases a killed deploy left behind.
+drop_rehearsals() {
+  local user name
+  user=$(compose exec -T db printenv POSTGRES_USER) || return 0
+  for name in $(compose exec -T db psql -X -At -U "$user" -d postgres \
+    -c "SELECT datname FROM pg_database WHERE datname ~ '^slipway_rehearsal_[0-9]+_[0-9]+$'" 2>/dev/null); do
+    step "repair: dropping the rehearsal database $name an interrupted deploy left"
+    compose exec -T db dropdb -U "$user" --if-exists --force "$name" || log "warning: could not drop $name"
+  done
 }
 
 # The release slot the proxy sends traffic to (a or b); .env's API_SLOT when the proxy is down.

@@ -69,6 +69,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
 
   const cases: [string, string, RegExp, number][] = [
     ["deploy", "pre-deploy backup", /pre-deploy backup/, SHORT_WATCH_S],
+    ["deploy", "rehearsing migrations", /rehearsing the migrations/, SHORT_WATCH_S],
     ["deploy", "running migrations", /running migrations/, SHORT_WATCH_S],
     ["deploy", "starting api", /starting api:/, LONG_WATCH_S],
     ["deploy", "waiting for health", /waiting up to/, SHORT_WATCH_S],
@@ -102,6 +103,9 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect((await getJson(`${stack.url}/health`)).body.version).toBe(current());
     const after = await stack.script("status");
     expect(after.stdout, after.stdout).toContain("drift:     none");
+    // Nor a rehearsal's copy of the database.
+    const copies = await stack.compose(["exec", "-T", "db", "psql", "-U", "slipway", "-d", "postgres", "-Atc", "SELECT datname FROM pg_database WHERE datname LIKE 'slipway_rehearsal_%'"]);
+    expect(copies.stdout.trim()).toBe("");
     // What on-call saw before the next deploy: drift named with its repair, or nothing to repair.
     expect(status.stdout).toMatch(/drift: {5}none|repair: {4}scripts\/repair\.sh/);
   });

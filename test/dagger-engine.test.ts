@@ -6,6 +6,8 @@
  * scan's DB coming from the user's own registry, and what `dagger check` runs.
  */
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { execa } from "execa";
@@ -157,21 +159,23 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       `--host=${engine.gateway}`, `--port=${sshd.port}`, "--user=root",
       `--ssh-key=file:${sshd.keyPath}`, `--known-hosts=file:${sshd.knownHostsPath}`, `--dir=${remoteDir}`,
     ];
-    const call = (fn: string, ...args: string[]) => dagger(engine, ["call", fn, ...hostArgs(), ...args]);
+    const call = (fn: string, ...args: string[]) => dagger(engine, ["call", fn, ...hostArgs(), ...args], { env: { SLACK_HOOK: slack.url } });
+    const slack = new SlackReceiver();
     const history = () => stack.read("releases.log").split("\n").filter((l) => l && !l.startsWith("#"));
 
     beforeAll(async () => {
       await buildImages();
       await buildRelease("v3");
-      for (const v of ["v1", "v2", "v3"]) {
+      // "mislabeled": v2's image pushed as another tag, so /health reports a version that is not the tag.
+      for (const [v, image] of [["v1", "v1"], ["v2", "v2"], ["v3", "v3"], ["mislabeled", "v2"]]) {
         const ref = `${engine.hostRegistry}/slipway/api:${v}`;
-        await execa("docker", ["tag", `${API_IMAGE}:${v}`, ref]);
+        await execa("docker", ["tag", `${API_IMAGE}:${image}`, ref]);
         await execa("docker", ["push", "-q", ref]);
         // The deploy must really pull what the registry holds.
         await execa("docker", ["rmi", ref]);
       }
       sshd = new TestSshd(2223, ["127.0.0.1", engine.gateway!]);
-      await sshd.start();
+      await Promise.all([sshd.start(), slack.start(engine.gateway!)]);
       stack = new Stack({ port: 8002, tag: "v1", apiImage: `${engine.hostRegistry}/slipway/api`, dir: remoteDir });
       cpSync(join(repoRoot, ".env.example"), join(remoteDir, ".env.example"));
       stack.writeEnv();
@@ -179,6 +183,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     afterAll(async () => {
       await stack?.down();
       await sshd?.stop();
+      await slack.stop();
     });
 
     it("`dagger call deploy` ships the bundle and starts v1 from the registry", async () => {
@@ -198,8 +203,33 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
     });
 
+    it("`dagger call deploy --digest --smoke-url --slack-webhook` runs that digest, passes the journey and tells the channel", async () => {
+      const digest = await registryDigest(engine.hostRegistry!, "slipway/api", "v3");
+      const r = await call("deploy", "--tag=v3", `--digest=${digest}`, `--smoke-url=http://${engine.gateway}:${stack.port}`,
+        "--slack-webhook=env:SLACK_HOOK", "--environment=test", "--operator=ci-bot", "--changelog=fix the thing\nadd the other");
+      expect(r.exitCode, r.all).toBe(0);
+      expect(r.stdout).toContain("ok   POST /api/items");
+      expect(r.stdout).toContain("smoke test passed");
+      expect(stack.read(".env")).toContain(`API_TAG=v3@${digest}`);
+      expect(slack.messages.map((m) => m.split("\n")[0])).toEqual(["Deploy of v3 to test started (by ci-bot)", "Deploy of v3 to test succeeded (by ci-bot)"]);
+      expect(slack.messages[1]).toContain(`digest: ${digest}`);
+      expect(slack.messages[1]).toContain("• fix the thing\n• add the other");
+      expect(r.all).not.toContain(slack.url);
+    });
+
+    it("a release that fails its smoke test is rolled back automatically, and the channel hears why", async () => {
+      slack.messages.length = 0;
+      const r = await call("deploy", "--tag=mislabeled", `--smoke-url=http://${engine.gateway}:${stack.port}`, "--slack-webhook=env:SLACK_HOOK");
+      expect(r.exitCode).not.toBe(0);
+      expect(r.all).toContain("smoke test failed at GET /health: reports version v2, not mislabeled");
+      expect(r.all).toContain("rolled back automatically");
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v3");
+      expect(history().at(-1)!.split("\t").slice(1, 3)).toEqual(["rollback", "v3"]);
+      expect(slack.messages.at(-1)).toMatch(/^Deploy of mislabeled to the host FAILED\n[^]*reason: .*rolled back automatically/);
+    });
+
     it("`dagger call rollback` and `status`, each run twice with the same arguments, reach the host every time", async () => {
-      expect((await call("deploy", "--tag=v3")).exitCode).toBe(0);
+      // Walk back from v3 through the deploys (the failed one was rolled back): v2, then v1.
       const before = history().length;
       const status1 = await call("status");
       expect(status1.exitCode, status1.all).toBe(0);
@@ -232,3 +262,27 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     });
   });
 });
+
+/** A Slack incoming webhook on this machine, recording each message's text. */
+class SlackReceiver {
+  readonly messages: string[] = [];
+  private server?: Server;
+  url = "";
+
+  async start(host: string): Promise<void> {
+    this.server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        this.messages.push(JSON.parse(body).text);
+        res.writeHead(200).end("ok");
+      });
+    });
+    await new Promise<void>((r) => this.server!.listen(0, host, r));
+    this.url = `http://${host}:${(this.server.address() as AddressInfo).port}/services/T000/B000/not-a-real-secret`;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise((r) => this.server?.close(r));
+  }
+}

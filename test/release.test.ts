@@ -148,6 +148,36 @@ describe.sequential("production stack", () => {
       expect(stack.read(".env")).toBe(env);
     });
 
+    it("a migration that fails only on existing data is caught by the rehearsal on a copy, before the real database", async () => {
+      const env = stack.read(".env");
+      const db = new pg.Client({ connectionString: await stack.databaseUrl() });
+      await db.connect();
+      try {
+        await db.query("INSERT INTO items (name) VALUES ('existing row')");
+        const result = await stack.script("deploy", ["--no-pull", "nullmigration"]);
+        expect(result.exitCode).not.toBe(0);
+        expect(result.all).toMatch(/rehearsing the migrations of nullmigration on a copy of the database/);
+        expect(result.all).toMatch(/rehearsal: .*column "owner" of relation "items" contains null values/);
+        expect(result.all).toMatch(/the migrations of nullmigration failed on a copy of this database \(rehearsal: 1 migration\(s\) in \d+s/);
+        expect(result.all).not.toMatch(/running migrations with nullmigration/);
+        expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+        expect(stack.read(".env")).toBe(env);
+        const { rows: applied } = await db.query("SELECT version FROM schema_migrations WHERE version = '29990101000002'");
+        expect(applied).toEqual([]);
+        const { rows: copies } = await db.query("SELECT datname FROM pg_database WHERE datname LIKE 'slipway_rehearsal_%'");
+        expect(copies).toEqual([]);
+
+        // A deploy killed during its rehearsal leaves the copy; the next command drops it.
+        await db.query("CREATE DATABASE slipway_rehearsal_20260101000000_1");
+        const repaired = await stack.script("repair");
+        expect(repaired.exitCode, repaired.all).toBe(0);
+        expect(repaired.all).toMatch(/dropping the rehearsal database slipway_rehearsal_20260101000000_1/);
+        expect((await db.query("SELECT 1 FROM pg_database WHERE datname LIKE 'slipway_rehearsal_%'")).rowCount).toBe(0);
+      } finally {
+        await db.end();
+      }
+    });
+
     it("a migration queued behind a lock (a pg_dump, a long query) gives up after MIGRATION_LOCK_TIMEOUT and stops the deploy", async () => {
       writeFileSync(join(stack.dir, ".env"), `${stack.read(".env")}MIGRATION_LOCK_TIMEOUT=2s\n`, { mode: 0o600 });
       // What pg_dump holds on every table it dumps.
