@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: a plain .mjs script, run by `npm run lint:migrations`
-import { upSection } from "./lint-migrations.mjs";
+import { migrationPlan, upSection } from "./lint-migrations.mjs";
 
 const lint = (dir: string) => execa("node", ["db/lint-migrations.mjs", "--dir", dir], { reject: false, all: true });
 
@@ -49,5 +49,25 @@ describe("migration lint (real squawk)", () => {
     expect(up.split("\n")).toHaveLength(sql.split("\n").length);
     expect(up.split("\n")[1]).toBe("A;");
     expect(up).not.toContain("B;");
+  });
+
+  it("writes the pending up sections as one reviewable SQL file, with squawk's findings, and never fails on them", async () => {
+    const dir = migrations({
+      "20990101000000_old.sql": "-- migrate:up\nCREATE TABLE old (id int);\n\n-- migrate:down\nDROP TABLE old;\n",
+      "20990102000000_add_note.sql": "-- migrate:up\nALTER TABLE items ADD COLUMN note text;\n\n-- migrate:down\nALTER TABLE items DROP COLUMN note;\n",
+      "20990103000000_owner.sql": "-- migrate:up\nALTER TABLE items ADD COLUMN owner text NOT NULL;\n\n-- migrate:down\nSELECT 1;\n",
+    });
+    const plan: string = migrationPlan(dir, "20990101000000");
+    expect(plan).toMatch(/^-- Migration plan: 2 pending migration\(s\) after 20990101000000/);
+    expect(plan).toMatch(/-- squawk findings \(1\):\n-- {3}20990103000000_owner\.sql:.*adding-required-field/);
+    expect(plan).toContain("-- ==== 20990102000000_add_note.sql ====\nALTER TABLE items ADD COLUMN note text;\n");
+    expect(plan).not.toContain("CREATE TABLE old");
+    expect(plan).not.toContain("DROP COLUMN note");
+    expect(plan.indexOf("add_note")).toBeLessThan(plan.indexOf("-- ==== 20990103000000_owner"));
+    expect(migrationPlan(dir, "20990103000000")).toContain("-- Nothing to apply.");
+    expect(() => migrationPlan(dir, "HEAD~1; rm -rf /")).toThrow(/invalid --since/);
+    const out = join(dir, "plan.sql");
+    const r = await execa("node", ["db/lint-migrations.mjs", "--dir", dir, "--plan", out], { reject: false, all: true });
+    expect(r.exitCode, r.all as string).toBe(0);
   });
 });

@@ -488,6 +488,15 @@ rehearse_migrations() { # ref dump
   return "$status"
 }
 
+# The newest migration version the real database has applied.
+schema_version() {
+  local user db version
+  user=$(compose exec -T db printenv POSTGRES_USER) || return 1
+  db=$(compose exec -T db printenv POSTGRES_DB) || return 1
+  version=$(compose exec -T db psql -X -At -U "$user" -d "$db" -c "SELECT max(version) FROM schema_migrations") || return 1
+  echo "${version:-none}"
+}
+
 # Drops the rehearsal databases a killed deploy left behind.
 drop_rehearsals() {
   local user name

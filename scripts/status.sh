@@ -64,6 +64,8 @@ main() {
   slot=$(active_slot)
   echo "slot:      $slot (the proxy sends traffic to /run/slipway/api-$slot.sock)"
   echo "health:    $(proxy_health 2>/dev/null || echo 'UNAVAILABLE (proxy not answering /health)')"
+  # The newest migration applied: `dagger call migration-plan --since=<it>` shows what a release adds.
+  echo "schema:    $(schema_version 2>/dev/null || echo 'unknown (db not answering)')"
   if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
     holder=$(cat "$LOCK_FILE")
     echo "lock:      held ($holder)"

@@ -59,6 +59,8 @@ describe("workflows", () => {
     expect(sarif.if).toContain("env.PUBLISH == 'true'");
     expect(sarif["continue-on-error"]).toBe(true);
     expect(ci.jobs.integration.steps.at(-1).run).toContain("npm test");
+    expect(steps.find((s) => /migration-plan/.test(s.run ?? "")).run).toMatch(/call migration-plan --since="\$since" export --path=migration-plan\.sql/);
+    expect(steps.some((s) => s.with?.path === "migration-plan.sql")).toBe(true);
   });
 
   it("deploy promotes a digest: staging from ci's record, production only from main, not pre-releases, and only what passed staging", () => {

@@ -6,7 +6,7 @@
  * composes containers from them.
  */
 import { randomUUID } from "node:crypto";
-import { argument, check, Container, dag, Directory, func, object, ReturnType, Secret } from "@dagger.io/dagger";
+import { argument, check, Container, dag, Directory, File, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, testSummary, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
 import { postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
 import { pinnedReference, releaseRef } from "./commands/release.js";
@@ -96,6 +96,22 @@ export class Slipway {
     let ctr = this.node(source, nodeImage);
     for (const command of LINT_COMMANDS) ctr = ctr.withExec(command);
     return ctr.stdout();
+  }
+
+  /**
+   * The migrations newer than `since` (a dbmate version: the one `status` shows as the host's
+   * schema; all without it) as one SQL file to review before a release, with squawk's findings
+   * at its top. Export it: `dagger call migration-plan --since=… export --path=plan.sql`.
+   */
+  @func()
+  migrationPlan(
+    @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
+    source: Directory,
+    since = "",
+    nodeImage = "node:22.20.0-bookworm-slim",
+  ): File {
+    const plan = "/tmp/migration-plan.sql";
+    return this.node(source, nodeImage).withExec(["node", "db/lint-migrations.mjs", "--plan", plan, "--since", since]).file(plan);
   }
 
   /**

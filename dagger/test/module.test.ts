@@ -46,7 +46,7 @@ beforeAll(async () => {
 
 describe("the Dagger module as the engine sees it", () => {
   it("exposes exactly the pipeline's functions, each documented", () => {
-    expect(Object.keys(fns).sort()).toEqual(["backup", "build", "ci", "deploy", "lint", "publish", "rollback", "scan", "scanReports", "smoke", "status", "test"]);
+    expect(Object.keys(fns).sort()).toEqual(["backup", "build", "ci", "deploy", "lint", "migrationPlan", "publish", "rollback", "scan", "scanReports", "smoke", "status", "test"]);
     for (const [name, fn] of Object.entries(fns)) expect(fn.description.length, name).toBeGreaterThan(20);
     expect(objectDescription).toMatch(/release pipeline/);
   });
