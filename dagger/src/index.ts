@@ -8,7 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { argument, check, Container, dag, Directory, File, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, testSummary, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
-import { postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
+import { failureSummary, postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
 import { pinnedReference, releaseRef } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
 import { DEPLOY_BUNDLE, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
@@ -474,8 +474,10 @@ export class Slipway {
     const report = smokeReport(await smokeJourney(url, { version: release.split("@")[0] }));
     if (report.passed) return `\n${report.text}`;
     if (!rollBack) throw new Error(report.text);
-    const undone = await rollBack().then((out) => `rolled back automatically:\n${out}`, (err: Error) => `and the automatic rollback FAILED too:\n${err.message}`);
-    throw new Error(`${report.text}\n${undone}`);
+    const undone = await rollBack().then((out) => ({ ok: true, out }), (err: Error) => ({ ok: false, out: err.message }));
+    // First line: the whole story (what the notification says); then both reports.
+    const summary = `${report.text.split("\n").at(-1)}; ${undone.ok ? "rolled back automatically" : "the automatic rollback FAILED too"}`;
+    throw new Error(`${summary}\n${report.text}\n${undone.out}`);
   }
 
   /** Runs a release between a start and a result notification (when a webhook is given). */
@@ -487,7 +489,7 @@ export class Slipway {
     try {
       out = await run();
     } catch (err) {
-      await post("failure", (err as Error).message);
+      await post("failure", failureSummary(err as Error));
       throw err;
     }
     warnings.push(await post("success", out.trim().split("\n").filter((l) => /deployed|rolled back to/.test(l)).at(-1)));

@@ -42,6 +42,8 @@ export interface StackOptions {
   tag?: string;
   apiImage?: string;
   dir?: string;
+  /** Where the proxy's port is published; 127.0.0.1 unless a test reaches it from elsewhere (the Dagger engine's containers). */
+  bind?: string;
 }
 
 /** A Slipway deployment directory (the shipped bundle plus .env) and its compose project. */
@@ -69,7 +71,7 @@ export class Stack {
       .replace(/^COMPOSE_PROJECT_NAME=.*$/m, `COMPOSE_PROJECT_NAME=${this.project}`)
       .replace(/^API_IMAGE=.*$/m, `API_IMAGE=${this.opts.apiImage ?? API_IMAGE}`)
       .replace(/^API_TAG=.*$/m, `API_TAG=${this.opts.tag ?? "v1"}`)
-      .replace(/^HTTP_BIND=.*$/m, "HTTP_BIND=127.0.0.1")
+      .replace(/^HTTP_BIND=.*$/m, `HTTP_BIND=${this.opts.bind ?? "127.0.0.1"}`)
       .replace(/^HTTP_PORT=.*$/m, `HTTP_PORT=${this.port}`)
       .replace(/^POSTGRES_PASSWORD=.*$/m, `POSTGRES_PASSWORD=${this.password}`);
     writeFileSync(join(this.dir, ".env"), env, { mode: 0o600 });

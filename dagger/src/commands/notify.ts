@@ -15,7 +15,7 @@ export interface ReleaseEvent {
   approver?: string;
   /** Commit subjects since the previous release, newest first. */
   changelog?: string[];
-  /** Why it failed, or what the host printed at the end. */
+  /** Why it failed (see failureSummary), or the host's closing line. */
   detail?: string;
 }
 
@@ -30,9 +30,19 @@ export function slackPayload(e: ReleaseEvent): { text: string } {
     digest && `digest: ${digest}`,
     e.commit && `commit: ${e.commit}${e.author ? ` by ${e.author}` : ""}`,
     e.changelog?.length ? `changes:\n${e.changelog.slice(0, 20).map((s) => `• ${s}`).join("\n")}` : "",
-    e.detail && `${e.phase === "failure" ? "reason" : "result"}: ${e.detail.trim().split("\n").slice(-3).join(" | ")}`,
+    e.detail && `${e.phase === "failure" ? "reason" : "result"}: ${e.detail.trim().split("\n")[0]}`,
   ];
   return { text: lines.filter(Boolean).join("\n").slice(0, 3000) };
+}
+
+/**
+ * The one line that says why a release failed: the host script's last `ERROR:` line (an exec
+ * error carries the script's output beside its message), else the error's first line.
+ */
+export function failureSummary(err: { message?: string; stdout?: string; stderr?: string }): string {
+  const text = [err.stdout, err.stderr, err.message].filter(Boolean).join("\n");
+  const hostError = text.split("\n").filter((l) => /\bERROR: /.test(l)).at(-1);
+  return hostError ? hostError.replace(/^.*?\bERROR: /, "") : (err.message ?? String(err)).split("\n")[0]!;
 }
 
 /** Posts the payload; returns "" when delivered, else a warning line. Never throws. */

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
-import { postNotification, slackPayload } from "../../src/commands/notify.js";
+import { failureSummary, postNotification, slackPayload } from "../../src/commands/notify.js";
 
 const digest = `sha256:${"ab".repeat(32)}`;
 
@@ -9,14 +9,23 @@ describe("release notifications", () => {
   it("say what, where, which digest and commit, who, what changed and why it failed", () => {
     const { text } = slackPayload({
       action: "deploy", phase: "failure", environment: "production", release: `3f2a@${digest}`, commit: "3f2a", author: "ana",
-      operator: "bob", approver: "cy", changelog: ["fix the thing", "add the other"], detail: "line 1\nERROR: api:3f2a never became healthy",
+      operator: "bob", approver: "cy", changelog: ["fix the thing", "add the other"], detail: "api:3f2a never became healthy\nthe rest",
     });
     expect(text).toContain("Deploy of 3f2a to production FAILED (by bob, approved by cy)");
     expect(text).toContain(`digest: ${digest}`);
     expect(text).toContain("commit: 3f2a by ana");
     expect(text).toContain("• fix the thing\n• add the other");
-    expect(text).toContain("reason: line 1 | ERROR: api:3f2a never became healthy");
+    expect(text).toContain("reason: api:3f2a never became healthy");
+    expect(text).not.toContain("the rest");
     expect(slackPayload({ action: "rollback", phase: "start", environment: "", release: "the previous release" }).text).toBe("Rollback of the previous release to the host started");
+  });
+
+  it("name why a release failed in one line: the host's ERROR line, else the error's first line", () => {
+    const exec = { message: "exit code: 1", stdout: "… [deploy] [9s] starting api:v2\n2026-11-25T06:44:25Z [deploy] ERROR: api:v2 never became healthy within 60s; removed it\n" };
+    expect(failureSummary(exec)).toBe("api:v2 never became healthy within 60s; removed it");
+    expect(failureSummary(new Error("smoke test failed at GET /health: answered 502; rolled back automatically\nok   …"))).toBe(
+      "smoke test failed at GET /health: answered 502; rolled back automatically",
+    );
   });
 
   it("post to a real HTTP receiver, and report (never throw) when it refuses or is gone", async () => {
