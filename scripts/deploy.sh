@@ -90,6 +90,7 @@ main() {
   else
     [[ -n "$(compose ps -q --status running db)" ]] \
       || die "the database (db service) is not running, so nothing was changed: start it with docker compose -f $COMPOSE_FILE_NAME up -d --wait db, then deploy again"
+    drop_rehearsals
     if ((skip_backup)); then
       step "pre-deploy backup skipped (--skip-backup)"
     else

@@ -398,7 +398,6 @@ undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
 reconcile() {
   local id active slot serving="" tag last action
   local -a all=()
-  if [[ -n "$(compose ps -q --status running db 2>/dev/null)" ]]; then drop_rehearsals; fi
   mapfile -t all < <(api_containers)
   ((${#all[@]} > 0)) || return 0
   active=$(active_slot)
@@ -470,7 +469,6 @@ rehearse_migrations() { # ref dump
   local ref=$1 dump=$2 user db start out status=0
   user=$(compose exec -T db printenv POSTGRES_USER)
   db="slipway_rehearsal_$(date -u +%Y%m%d%H%M%S)_$$"
-  drop_rehearsals
   step "rehearsing the migrations of $ref on a copy of the database ($db, from $(basename "$dump"))"
   start=$(date +%s)
   compose exec -T db createdb -U "$user" "$db" || { log "cannot create the rehearsal database (disk full?)"; return 1; }
@@ -497,12 +495,19 @@ schema_version() {
   echo "${version:-none}"
 }
 
-# Drops the rehearsal databases a killed deploy left behind.
+# The rehearsal databases a killed deploy left behind (rehearse_migrations drops its own).
+leftover_rehearsals() {
+  local user
+  user=$(compose exec -T db printenv POSTGRES_USER) || return 0
+  compose exec -T db psql -X -At -U "$user" -d postgres \
+    -c "SELECT datname FROM pg_database WHERE datname ~ '^slipway_rehearsal_[0-9]+_[0-9]+$'" 2>/dev/null || true
+}
+
+# Drops them: every deploy and repair.sh do; status.sh names them as drift.
 drop_rehearsals() {
   local user name
   user=$(compose exec -T db printenv POSTGRES_USER) || return 0
-  for name in $(compose exec -T db psql -X -At -U "$user" -d postgres \
-    -c "SELECT datname FROM pg_database WHERE datname ~ '^slipway_rehearsal_[0-9]+_[0-9]+$'" 2>/dev/null); do
+  for name in $(leftover_rehearsals); do
     step "repair: dropping the rehearsal database $name an interrupted deploy left"
     compose exec -T db dropdb -U "$user" --if-exists --force "$name" || log "warning: could not drop $name"
   done

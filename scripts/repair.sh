@@ -13,7 +13,8 @@ Puts the host back to one consistent release after an operation was cut off (a k
 SSH link, a reboot mid-roll), without starting or switching to anything new:
   - the proxy points at a slot whose api container is healthy;
   - that container is the only api container (leftovers are drained and removed);
-  - .env names it (so `docker compose up -d` keeps it) and releases.log records it.
+  - .env names it (so `docker compose up -d` keeps it) and releases.log records it;
+  - no copy of the database from an interrupted migration rehearsal is left.
 Does nothing on a consistent host. deploy.sh and rollback.sh do the same first, so running
 either is also a repair; scripts/status.sh says when one is needed.
 USAGE
@@ -26,6 +27,7 @@ main() {
   survive_disconnect
   acquire_lock repair
   reconcile
+  if [[ -n "$(compose ps -q --status running db)" ]]; then drop_rehearsals; fi
   CLEAN_EXIT=1
   step "consistent: api:$(env_get API_TAG) in slot $(env_get API_SLOT) serves, and .env and $HISTORY_FILE name it"
 }

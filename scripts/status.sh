@@ -17,7 +17,7 @@ USAGE
 
 # Prints one line per way the host differs from one consistent release; nothing when it is.
 drift() { # active_slot
-  local active=$1 id env_slot env_tag pid holder note serving="" slot tag health
+  local active=$1 id env_slot env_tag pid holder note serving="" slot tag health name
   local -a all=()
   mapfile -t all < <(api_containers)
   env_slot=$(env_get API_SLOT)
@@ -26,7 +26,7 @@ drift() { # active_slot
   [[ "$(env_get COMPOSE_PROFILES)" == "slot-${env_slot:-a}" ]] || echo ".env's COMPOSE_PROFILES is '$(env_get COMPOSE_PROFILES)', not slot-${env_slot:-a}"
   for id in "${all[@]}"; do
     slot=$(container_slot "$id")
-    tag=$(container_tag "$id")
+    tag=$(container_ref "$id")
     health=$(container_health "$id")
     if [[ -z "$serving" && "$slot" == "$active" && "$health" == healthy ]]; then
       serving=$id
@@ -45,6 +45,7 @@ drift() { # active_slot
   elif note=$(interrupted_operation); then
     echo "an operation was interrupted before it finished: $note"
   fi
+  for name in $(leftover_rehearsals); do echo "a migration rehearsal's copy of the database was left: $name"; done
 }
 
 main() {
@@ -73,7 +74,10 @@ main() {
     echo "lock:      free"
   fi
   local -a problems=()
-  mapfile -t problems < <(drift "$slot")
+  local found
+  # Not `< <(drift)`: a failing check there would pass for "no drift".
+  found=$(drift "$slot") || found="the drift check itself failed (its error is above); do not trust 'none'"
+  [[ -z "$found" ]] || mapfile -t problems <<<"$found"
   if ((${#problems[@]} == 0)); then
     echo "drift:     none"
   else

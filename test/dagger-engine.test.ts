@@ -111,24 +111,23 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     expect(r.all).toMatch(/--skip-db-update/);
   });
 
-  it.skipIf(Boolean(hostSkip))("`dagger call ci` fails on a commit with a failing unit test", async () => {
-    const dir = await fixtureCommit("failing-test", (d) =>
-      writeFileSync(join(d, "src/fixture-fails.test.ts"), 'import { expect, it } from "vitest";\nit("fixture: a broken promise", () => expect(1 + 1).toBe(3));\n'),
-    );
+  it.skipIf(Boolean(hostSkip))("`dagger call ci` on a commit with a failing unit test and a migration squawk rejects names both; `migration-plan` shows that SQL", async () => {
+    const dir = await fixtureCommit("broken", (d) => {
+      writeFileSync(join(d, "src/fixture-fails.test.ts"), 'import { expect, it } from "vitest";\nit("fixture: a broken promise", () => expect(1 + 1).toBe(3));\n');
+      writeFileSync(join(d, "db/migrations/29990101000000_index_name.sql"), "-- migrate:up\nCREATE INDEX items_name_idx ON items (name);\n\n-- migrate:down\nDROP INDEX items_name_idx;\n");
+    });
     const r = await dagger(engine, ["call", "ci", ...scanFlags(cleanDb)], { cwd: dir });
     expect(r.exitCode).not.toBe(0);
-    expect(r.all).toMatch(/ci failed: unit tests\b/);
+    // Every gate runs to its end: one run reports both reasons.
+    expect(r.all).toMatch(/ci failed: lint, unit tests\b/);
     expect(r.all).toMatch(/fixture: a broken promise/);
-  });
+    expect(r.all).toMatch(/require-concurrent-index-creation/);
 
-  it.skipIf(Boolean(hostSkip))("`dagger call ci` fails on a commit whose migration squawk rejects", async () => {
-    const dir = await fixtureCommit("dropping-migration", (d) =>
-      writeFileSync(join(d, "db/migrations/29990101000000_drop_name.sql"), "-- migrate:up\nALTER TABLE items DROP COLUMN name;\n\n-- migrate:down\nALTER TABLE items ADD COLUMN name text;\n"),
-    );
-    const r = await dagger(engine, ["call", "ci", ...scanFlags(cleanDb)], { cwd: dir });
-    expect(r.exitCode).not.toBe(0);
-    expect(r.all).toMatch(/ci failed: lint\b/);
-    expect(r.all).toMatch(/ban-drop-column/);
+    const plan = await dagger(engine, ["call", "migration-plan", "--since=20261123000100", "contents"], { cwd: dir });
+    expect(plan.exitCode, plan.all).toBe(0);
+    expect(plan.stdout).toMatch(/^-- Migration plan: 1 pending migration\(s\) after 20261123000100/m);
+    expect(plan.stdout).toMatch(/^-- {3}29990101000000_index_name\.sql:.*require-concurrent-index-creation/m);
+    expect(plan.stdout).toContain("-- ==== 29990101000000_index_name.sql ====\nCREATE INDEX items_name_idx ON items (name);");
   });
 
   it.skipIf(Boolean(hostSkip))("`dagger check` runs lint, test and scan with no flags, the scan's DB mirror named in the commit's trivy.yaml", async () => {
