@@ -365,10 +365,10 @@ roll_to() { # tag timeout
     die "cannot write .env (disk full?); removed $name, the old release keeps serving"
   fi
   step "switching the proxy to $name (slot $slot)"
-  compose exec -T proxy slipway-upstream "$slot" >&2 || undo_roll "the proxy refused the new upstream"
+  switch_proxy "$slot" || undo_roll "the proxy refused the new upstream"
   served=$(proxy_instance || true)
   if [[ "$served" != "$(container_instance "$new")" ]]; then
-    compose exec -T proxy slipway-upstream "$old_slot" >&2 || true
+    switch_proxy "$old_slot" || true
     undo_roll "the proxy reached '${served:-nothing}', not $name; switched back"
   fi
   step "proxy reaches $name (api:$tag); draining the old container(s)"
@@ -415,7 +415,7 @@ reconcile() {
   slot=$(container_slot "$serving")
   if [[ "$slot" != "$active" ]]; then
     step "repair: the proxy's slot $active is not the release .env names; pointing the proxy at slot $slot ($(container_name "$serving"))"
-    compose exec -T proxy slipway-upstream "$slot" >&2 || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
+    switch_proxy "$slot" || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
   fi
   for id in "${all[@]}"; do
     [[ "$id" == "$serving" ]] && continue
@@ -511,6 +511,24 @@ drop_rehearsals() {
     step "repair: dropping the rehearsal database $name an interrupted deploy left"
     compose exec -T db dropdb -U "$user" --if-exists --force "$name" || log "warning: could not drop $name"
   done
+}
+
+# Points the proxy at SLOT. The switch is idempotent, so a `docker exec` that fails to start (the
+# runtime, busy on a loaded host: "OCI runtime exec failed ... connection reset by peer") is
+# tried again; the proxy's own refusal (no socket in that slot) is final.
+switch_proxy() { # slot
+  local attempt out
+  for attempt in 1 2 3; do
+    if out=$(compose exec -T proxy slipway-upstream "$1" 2>&1); then
+      printf '%s\n' "$out" >&2
+      return 0
+    fi
+    printf '%s\n' "$out" >&2
+    [[ "$out" == *"OCI runtime exec failed"* ]] || return 1
+    log "the proxy's exec did not start (attempt $attempt of 3); trying again"
+    sleep 1
+  done
+  return 1
 }
 
 # The release slot the proxy sends traffic to (a or b); .env's API_SLOT when the proxy is down.
