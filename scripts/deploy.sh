@@ -14,8 +14,11 @@ directory that holds docker-compose.prod.yml and .env. With a digest (as `dagger
 publishes it) the host pulls and runs exactly that image, whatever the tag points at by then,
 and refuses a digest the registry does not have:
   validate tag -> take the host deploy lock -> pull -> pre-deploy backup
-  -> rehearse the migrations on a copy of that backup -> migrations
+  -> if the image has migrations the database lacks: rehearse them on a copy of that
+     backup, then run them
   -> start the new container beside the old -> wait healthy -> switch the proxy
+  -> guard window: the old release stays warm while the proxy's figures for the new one
+     (5xx share, p99) are watched; a bad release is switched back in seconds
   -> drain and stop the old -> record the release and set API_TAG in .env.
 If the new container never turns healthy it is removed and the old release keeps serving.
 
@@ -28,6 +31,11 @@ Options:
   --skip-rehearsal   do not rehearse the migrations on a copy of the pre-deploy backup first
                      (the rehearsal needs room for a second copy of the database for a moment)
   --timeout SECONDS  how long to wait for the new container to turn healthy (default 60)
+  --guard SECONDS    how long to watch the new release through the proxy before the old one
+                     is stopped (default: GUARD_SECONDS in .env, else 30; 0 turns the guard off).
+                     Thresholds: GUARD_MAX_5XX_PERCENT (1), GUARD_P99_SECONDS (1) and
+                     GUARD_P99_FACTOR (3, x the old release's p99), GUARD_BAD_SAMPLES (2) of
+                     GUARD_SAMPLE_SECONDS (3), GUARD_MIN_SAMPLE_REQUESTS (5), GUARD_MIN_REQUESTS (20)
   --bundle DIR       first install the files shipped to DIR (incoming/<id>, as `dagger call
                      deploy` stages them) in place, under the lock and after the tag validates
   -h, --help         show this help
@@ -41,7 +49,7 @@ USAGE
 }
 
 main() {
-  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 bundle="" image current dump=""
+  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 guard="" bundle="" image current dump="" pending
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -51,6 +59,7 @@ main() {
       --skip-backup) skip_backup=1 ;;
       --skip-rehearsal) skip_rehearsal=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
+      --guard) (($# >= 2)) || die "--guard needs a value in seconds (0 turns it off)"; guard=$2; shift ;;
       --bundle) (($# >= 2)) || die "--bundle needs the staged bundle's directory"; bundle=$2; shift ;;
       -*) die "unknown option '$1'; see --help" ;;
       *) [[ -z "$tag" ]] || die "one tag only (got '$tag' and '$1'); see --help"; tag=$1 ;;
@@ -65,6 +74,7 @@ main() {
   fi
   require_ref "$tag"
   require_positive_int --timeout "$timeout"
+  [[ -z "$guard" || "$guard" =~ ^[0-9]{1,4}$ ]] || die "--guard must be a number of seconds (0 turns the guard off), got '$guard'"
   [[ -z "$bundle" || "$bundle" =~ ^incoming/[a-z0-9-]{8,64}$ ]] || die "invalid --bundle '$bundle': use incoming/<id>, as dagger call deploy does"
   # With a staged bundle, the compose file may arrive with it: only .env must be here already.
   if [[ -n "$bundle" ]]; then require_env; else require_project; fi
@@ -97,21 +107,30 @@ main() {
       step "pre-deploy backup"
       dump=$("$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}")
     fi
-    if ((skip_rehearsal)); then
-      step "migration rehearsal skipped (--skip-rehearsal)"
-    elif [[ -z "$dump" ]]; then
-      step "migration rehearsal skipped: no pre-deploy backup to rehearse on (--skip-backup)"
-    elif rehearse_migrations "$tag" "$dump"; then
-      step "rehearsal passed: $REHEARSAL_REPORT"
+    pending=$(pending_migrations "$tag") || pending="(could not list them: running dbmate to be sure)"
+    if [[ -z "$pending" ]]; then
+      step "no pending migrations in $tag: no rehearsal and no migrate run"
+      MIGRATIONS_APPLIED=0
+      align_migrate "$tag" || die "docker compose could not prepare the migrate container for $tag; nothing was switched"
     else
-      die "the migrations of $tag failed on a copy of this database (rehearsal: $REHEARSAL_REPORT); the real database was not touched and ${current:-the old release} keeps serving. Fix the migration (or the data) and deploy again"
+      step "pending migrations in $tag: $(tr '\n' ' ' <<<"$pending")"
+      if ((skip_rehearsal)); then
+        step "migration rehearsal skipped (--skip-rehearsal)"
+      elif [[ -z "$dump" ]]; then
+        step "migration rehearsal skipped: no pre-deploy backup to rehearse on (--skip-backup)"
+      elif rehearse_migrations "$tag" "$dump"; then
+        step "rehearsal passed: $REHEARSAL_REPORT"
+      else
+        die "the migrations of $tag failed on a copy of this database (rehearsal: $REHEARSAL_REPORT); the real database was not touched and ${current:-the old release} keeps serving. Fix the migration (or the data) and deploy again"
+      fi
+      step "running migrations with $tag"
+      if ! run_migrations "$tag"; then
+        align_migrate "${current:-$tag}"
+        die "migrations of $tag failed; nothing was switched and ${current:-the old release} keeps serving. Fix the migration and deploy again"
+      fi
     fi
-    step "running migrations with $tag"
-    if ! run_migrations "$tag"; then
-      align_migrate "${current:-$tag}"
-      die "migrations of $tag failed; nothing was switched and ${current:-the old release} keeps serving. Fix the migration and deploy again"
-    fi
-    roll_to "$tag" "$timeout"
+    [[ -n "$guard" ]] || guard=$(guard_setting GUARD_SECONDS 30)
+    roll_to "$tag" "$timeout" "${guard%.*}"
   fi
 
   finish_release deploy "$tag" "$current" "${MIGRATIONS_APPLIED:--}"

@@ -182,20 +182,20 @@ approver() {
 }
 
 # --- the release history: append-only, tab-separated -------------------------------
-# time  action  tag  digest  previous  operator  previous_digest  migrations  approver
+# time  action  tag  digest  previous  operator  previous_digest  migrations  approver  note
 # (files begun before the last three columns existed keep six-column lines; readers accept both).
 # digest is the registry digest the release ran ("-": a local image no registry served);
 # migrations is how many the release applied ("-": none were run).
-record_release() { # action ref previous_ref migrations
+record_release() { # action ref previous_ref migrations [note]
   local digest previous_digest
   digest=$(release_digest "$2")
   previous_digest=$([[ -z "${3:-}" || "$3" == - ]] || release_digest "$3")
   shared_file "$HISTORY_FILE" || return 1
   if [[ ! -s "$HISTORY_FILE" ]]; then
-    printf '# time\taction\ttag\tdigest\tprevious\toperator\tprevious_digest\tmigrations\tapprover\n' >>"$HISTORY_FILE"
+    printf '# time\taction\ttag\tdigest\tprevious\toperator\tprevious_digest\tmigrations\tapprover\tnote\n' >>"$HISTORY_FILE"
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$(ref_tag "$2")" "${digest:--}" \
-    "$(ref_tag "${3:--}")" "$(operator)" "${previous_digest:--}" "${4:--}" "$(approver)" >>"$HISTORY_FILE"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$(ref_tag "$2")" "${digest:--}" \
+    "$(ref_tag "${3:--}")" "$(operator)" "${previous_digest:--}" "${4:--}" "$(approver)" "${5:--}" >>"$HISTORY_FILE"
 }
 
 # After a successful roll (which already made .env name the new release): append it to the
@@ -232,8 +232,12 @@ pinned_release() { # tag
 # Both slots' services, whichever one .env's COMPOSE_PROFILES enables.
 compose_all() { COMPOSE_PROFILES=slot-a,slot-b compose "$@"; }
 # The api containers of SLOT (a or b), or of both; running or not: a stopped leftover counts.
-slot_containers() { compose_all ps -aq "api-$1" 2>/dev/null; }
-api_containers() { compose_all ps -aq api-a api-b 2>/dev/null; }
+# By compose's labels with plain `docker ps` (see proxy_container on why not `compose ps`).
+slot_containers() {
+  docker ps -aq --filter "label=com.docker.compose.project=$(project_name)" \
+    --filter "label=com.docker.compose.service=api-$1" --filter "label=com.docker.compose.oneoff=False"
+}
+api_containers() { slot_containers a; slot_containers b; }
 other_slot() { [[ "$1" == a ]] && echo b || echo a; }
 remove_slot() { # slot: force-removes its containers, if any
   local -a ids=()
@@ -288,10 +292,36 @@ release_digest() { # ref
 }
 
 # GET /health through the proxy, from inside the proxy container (no host port or curl needed).
-proxy_health() { compose exec -T proxy curl -fsS --max-time 5 http://127.0.0.1:8080/health; }
+# The compose project's name, as compose derives it: COMPOSE_PROJECT_NAME (the environment's,
+# then .env's), else the directory's.
+project_name() {
+  local name=${COMPOSE_PROJECT_NAME:-}
+  [[ -n "$name" ]] || name=$(env_get COMPOSE_PROJECT_NAME)
+  name=${name:-$(basename "$SLIPWAY_DIR")}
+  name=${name,,}
+  echo "${name//[^a-z0-9_-]/}"
+}
+
+# The proxy's container, by the name compose gives it, without a `docker compose` call: each one
+# re-reads the project (0.5-2 s on a loaded 2-core host) and a release needs the proxy often.
+# Falls back to asking compose when that name is not there.
+proxy_container() {
+  local name
+  name="$(project_name)-proxy-1"
+  if docker container inspect "$name" >/dev/null 2>&1; then echo "$name"; else compose ps -q proxy; fi
+}
+
+proxy_exec() { # command...
+  local id
+  id=$(proxy_container)
+  [[ -n "$id" ]] || { log "the proxy container is not running"; return 1; }
+  docker exec "$id" "$@"
+}
+
+proxy_health() { proxy_exec curl -fsS --max-time 5 http://127.0.0.1:8080/health; }
 # Which container the proxy reaches: the instance header of /health through it.
 proxy_instance() {
-  compose exec -T proxy curl -fsS --max-time 5 -o /dev/null -D - http://127.0.0.1:8080/health \
+  proxy_exec curl -fsS --max-time 5 -o /dev/null -D - http://127.0.0.1:8080/health \
     | tr -d '\r' | sed -n 's/^x-slipway-instance: *//Ip'
 }
 container_instance() { docker inspect -f '{{.Config.Hostname}}' "$1"; }
@@ -326,9 +356,10 @@ ensure_image() { # image no_pull
 # names the serving one, so `docker compose up -d` only ever manages the container .env names,
 # which is healthy from the moment .env names it (written before the switch); the other slot is
 # left alone, and the proxy's backup upstream sends requests to whichever slot is live.
-roll_to() { # tag timeout
-  local tag=$1 timeout=$2 new name served slot old_slot out prev_tag want
+roll_to() { # tag timeout [guard_seconds]
+  local tag=$1 timeout=$2 guard=${3:-0} new name served slot old_slot out prev_tag want started switched
   local -a old=()
+  started=$(now_precise)
   old_slot=$(active_slot)
   slot=$(other_slot "$old_slot")
   prev_tag=$(env_get API_TAG)
@@ -365,11 +396,17 @@ roll_to() { # tag timeout
     die "cannot write .env (disk full?); removed $name, the old release keeps serving"
   fi
   step "switching the proxy to $name (slot $slot)"
+  switched=$(now_precise)
   switch_proxy "$slot" || undo_roll "the proxy refused the new upstream"
   served=$(proxy_instance || true)
   if [[ "$served" != "$(container_instance "$new")" ]]; then
     switch_proxy "$old_slot" || true
     undo_roll "the proxy reached '${served:-nothing}', not $name; switched back"
+  fi
+  if ((guard > 0 && ${#old[@]} > 0)); then
+    step "guard: watching what users get from $name for ${guard}s; the old release stays warm in slot $old_slot"
+    guard_window "$slot" "$guard" "$switched" "$(proxy_figures "$old_slot" "$started" "$switched" | cut -d' ' -f3)" \
+      || guard_revert "$GUARD_VERDICT"
   fi
   step "proxy reaches $name (api:$tag); draining the old container(s)"
   if ((${#old[@]} > 0)); then
@@ -380,6 +417,100 @@ roll_to() { # tag timeout
     docker rm "${old[@]}" >/dev/null
   fi
   step "old container(s) stopped; api:$tag is serving all traffic"
+}
+
+# --- the post-switch guard ---------------------------------------------------------
+# The proxy's own view of what users get: nginx's JSON access log (its stdout, kept by Docker),
+# read per time window. /health traffic (probes, the roll's own checks) does not count.
+now_precise() { date +%s.%N; }
+
+# "requests 5xx p99" of the requests the proxy sent to SLOT between two instants (unix seconds);
+# the slot a request went to is the last address nginx tried. Prints "0 0 0" with no request.
+proxy_figures() { # slot since until
+  docker logs --since "$2" --until "$3" "$(proxy_container)" 2>/dev/null | awk -v sock="/api-$1.sock" '
+    /^\{/ && index($0, "\"uri\":\"/health") == 0 && match($0, /"upstream":"[^"]*"/) {
+      n = split(substr($0, RSTART + 12, RLENGTH - 13), tried, ", ")
+      if (n == 0 || substr(tried[n], length(tried[n]) - length(sock) + 1) != sock) next
+      match($0, /"status":[0-9]+/); status = substr($0, RSTART + 9, RLENGTH - 9)
+      match($0, /"duration":[0-9.]+/); print status, substr($0, RSTART + 11, RLENGTH - 11)
+    }' | sort -k2,2n | awk '
+    { rt[NR] = $2; if ($1 + 0 >= 500) bad++ }
+    END { if (NR == 0) { print "0 0 0"; exit } i = int(NR * 0.99 + 0.999999); print NR, bad + 0, rt[i] }'
+}
+
+# A guard setting from .env, or its default; refuses what is not a plain number.
+guard_setting() { # KEY default
+  local value
+  value=$(env_get "$1")
+  value=${value:-$2}
+  [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$1 in .env must be a number, got '$value'"
+  echo "$value"
+}
+
+# Samples the new slot every GUARD_SAMPLE_SECONDS for SECONDS after the switch. A sample with at
+# least GUARD_MIN_SAMPLE_REQUESTS requests is bad when its 5xx share exceeds GUARD_MAX_5XX_PERCENT
+# or its p99 exceeds max(GUARD_P99_SECONDS, GUARD_P99_FACTOR x the old release's pre-switch p99).
+# GUARD_BAD_SAMPLES bad samples fail the guard (sets GUARD_VERDICT, returns 1). Fewer than
+# GUARD_MIN_REQUESTS requests in the whole window is too little to judge: it passes, and says so.
+guard_window() { # slot seconds switched_at baseline_p99
+  local slot=$1 seconds=$2 start=$3 from=$3 base=${4:-0} fig every max5xx p99min factor bad_limit min_sample min_total
+  local limit now end count errors p99 verdict bad=0 total=0 total_errors=0
+  every=$(guard_setting GUARD_SAMPLE_SECONDS 3)
+  max5xx=$(guard_setting GUARD_MAX_5XX_PERCENT 1)
+  p99min=$(guard_setting GUARD_P99_SECONDS 1)
+  factor=$(guard_setting GUARD_P99_FACTOR 3)
+  bad_limit=$(guard_setting GUARD_BAD_SAMPLES 2)
+  min_sample=$(guard_setting GUARD_MIN_SAMPLE_REQUESTS 5)
+  min_total=$(guard_setting GUARD_MIN_REQUESTS 20)
+  limit=$(awk -v a="$p99min" -v b="$factor" -v c="$base" 'BEGIN { l = b * c; if (a > l) l = a; print l }')
+  end=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + s }')
+  while :; do
+    sleep "$every"
+    now=$(now_precise)
+    # Without the proxy's log (another logging driver), nothing can be judged: say so, keep the release.
+    fig=$(proxy_figures "$slot" "$from" "$now") || { log "guard: cannot read the proxy's access log (docker logs); passing unjudged"; return 0; }
+    read -r count errors p99 <<<"$fig"
+    total=$((total + count)) total_errors=$((total_errors + errors))
+    verdict=$(awk -v n="$count" -v e="$errors" -v p="$p99" -v m="$max5xx" -v l="$limit" -v min="$min_sample" 'BEGIN {
+      r = n ? 100 * e / n : 0
+      if (n < min) { printf "ok: %d requests, too few to judge", n; exit }
+      if (r > m) { printf "BAD: 5xx %.1f %% > %s %% (%d of %d requests)", r, m, e, n; exit }
+      if (p > l) { printf "BAD: p99 %.3f s > %.3f s (%d requests)", p, l, n; exit }
+      printf "ok: %d requests, 5xx %.1f %%, p99 %.3f s", n, r, p }')
+    step "  guard: $(awk -v a="$now" -v b="$start" -v c="$seconds" 'BEGIN { printf "%.0fs of %ss:", a - b, c }') $verdict"
+    if [[ "$verdict" == BAD:* ]]; then
+      bad=$((bad + 1))
+      if ((bad >= ${bad_limit%.*})); then
+        GUARD_VERDICT=${verdict#BAD: }
+        return 1
+      fi
+    fi
+    from=$now
+    awk -v a="$now" -v b="$end" 'BEGIN { exit !(a < b) }' || break
+  done
+  if ((total < ${min_total%.*})); then
+    step "guard: passed, but only $total requests reached the new release (< GUARD_MIN_REQUESTS $min_total): too little traffic to judge"
+  else
+    step "guard: passed ($total requests, $total_errors 5xx, $bad bad sample(s) of $bad_limit allowed)"
+  fi
+}
+
+# The guard failed: the old release, still running in its slot, takes the traffic back (a file
+# write, no container start), .env names it again, the new container goes, and the history
+# records a guard-rollback with the figures. Exits non-zero.
+guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_tag)
+  step "guard: $1; switching the proxy back to slot $old_slot"
+  switch_proxy "$old_slot" \
+    || die "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
+  env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot" \
+    || log "warning: could not restore .env; scripts/repair.sh will"
+  sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
+  docker stop -t 30 "$new" >/dev/null 2>&1 || true
+  docker rm -f "$new" >/dev/null
+  align_migrate "$prev_tag" || log "warning: could not recreate the migrate container for $prev_tag"
+  record_release guard-rollback "$prev_tag" "$tag" - "$1" \
+    || log "warning: could not record the guard-rollback in $HISTORY_FILE"
+  die "rolled back automatically: $1; $prev_tag serves again and $name was removed"
 }
 
 # Before the switch went through: .env names the old release again, then the new container goes.
@@ -460,20 +591,38 @@ run_migrations() { # ref
   align_migrate "$1"
 }
 
+# psql in the db container as its superuser, on database DB (default: the app's), reading SQL
+# from stdin; one `docker exec`, with the container's own POSTGRES_USER/POSTGRES_DB.
+db_psql() { # [db] [psql options...]
+  local db=${1:-}
+  shift || true
+  # shellcheck disable=SC2016  # expanded by the container's shell, from its environment
+  compose exec -T db sh -c 'db=$1; shift; exec psql -X -At -U "$POSTGRES_USER" -d "${db:-$POSTGRES_DB}" "$@"' sh "$db" "$@"
+}
+
+# Migration versions REF's image ships that the database has not applied, one per line. Reads the
+# image's db/migrations without starting the app (a container that only lists a directory).
+pending_migrations() { # ref
+  local shipped applied
+  shipped=$(docker run --rm --network none --entrypoint sh "$(api_image):$1" -c 'ls /app/db/migrations' \
+    | sed -n 's/^\([0-9][0-9]*\)_.*\.sql$/\1/p' | sort) || return 1
+  applied=$(db_psql "" -c "SELECT version FROM schema_migrations" 2>/dev/null | sort) || applied=""
+  comm -23 <(printf '%s\n' "$shipped") <(printf '%s\n' "$applied") | sed '/^$/d'
+}
+
 # Rehearses REF's migrations on a copy of the data before they touch the real database: DUMP (the
 # fresh pre-deploy backup) is restored into a throwaway database beside the real one, REF's
 # pending migrations run there with the real timeouts, and the copy is dropped. A migration that
 # only fails on existing data (NOT NULL over NULLs, a unique index over duplicates) fails here.
 # Sets REHEARSAL_REPORT. Returns non-zero when the migrations fail on the copy.
 rehearse_migrations() { # ref dump
-  local ref=$1 dump=$2 user db start out status=0
-  user=$(compose exec -T db printenv POSTGRES_USER)
+  local ref=$1 dump=$2 db start out status=0
   db="slipway_rehearsal_$(date -u +%Y%m%d%H%M%S)_$$"
   step "rehearsing the migrations of $ref on a copy of the database ($db, from $(basename "$dump"))"
   start=$(date +%s)
-  compose exec -T db createdb -U "$user" "$db" || { log "cannot create the rehearsal database (disk full?)"; return 1; }
+  db_psql postgres -c "CREATE DATABASE $db" >/dev/null || { log "cannot create the rehearsal database (disk full?)"; return 1; }
   out=$(mktemp)
-  if ! compose exec -T db psql -X -q -v ON_ERROR_STOP=1 --single-transaction -U "$user" -d "$db" <"$dump" >/dev/null 2>"$out"; then
+  if ! db_psql "$db" -q -v ON_ERROR_STOP=1 --single-transaction <"$dump" >/dev/null 2>"$out"; then
     log "the pre-deploy backup did not restore into the rehearsal database: $(tail -n 3 "$out" | tr '\n' ' ')"
     status=1
   elif ! POSTGRES_DB=$db API_TAG=$ref compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up >"$out" 2>&1; then
@@ -482,34 +631,29 @@ rehearse_migrations() { # ref dump
   fi
   REHEARSAL_REPORT="$(grep -c '^Applying: ' "$out" || true) migration(s) in $(($(date +%s) - start))s on a copy of the data"
   rm -f "$out"
-  compose exec -T db dropdb -U "$user" --if-exists --force "$db" || log "warning: could not drop the rehearsal database $db; the next deploy drops it"
+  db_psql postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null \
+    || log "warning: could not drop the rehearsal database $db; the next deploy drops it"
   return "$status"
 }
 
 # The newest migration version the real database has applied.
 schema_version() {
-  local user db version
-  user=$(compose exec -T db printenv POSTGRES_USER) || return 1
-  db=$(compose exec -T db printenv POSTGRES_DB) || return 1
-  version=$(compose exec -T db psql -X -At -U "$user" -d "$db" -c "SELECT max(version) FROM schema_migrations") || return 1
+  local version
+  version=$(db_psql "" -c "SELECT max(version) FROM schema_migrations") || return 1
   echo "${version:-none}"
 }
 
 # The rehearsal databases a killed deploy left behind (rehearse_migrations drops its own).
 leftover_rehearsals() {
-  local user
-  user=$(compose exec -T db printenv POSTGRES_USER) || return 0
-  compose exec -T db psql -X -At -U "$user" -d postgres \
-    -c "SELECT datname FROM pg_database WHERE datname ~ '^slipway_rehearsal_[0-9]+_[0-9]+$'" 2>/dev/null || true
+  db_psql postgres -c "SELECT datname FROM pg_database WHERE datname ~ '^slipway_rehearsal_[0-9]+_[0-9]+$'" 2>/dev/null || true
 }
 
 # Drops them: every deploy and repair.sh do; status.sh names them as drift.
 drop_rehearsals() {
-  local user name
-  user=$(compose exec -T db printenv POSTGRES_USER) || return 0
+  local name
   for name in $(leftover_rehearsals); do
     step "repair: dropping the rehearsal database $name an interrupted deploy left"
-    compose exec -T db dropdb -U "$user" --if-exists --force "$name" || log "warning: could not drop $name"
+    db_psql postgres -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null || log "warning: could not drop $name"
   done
 }
 
@@ -519,7 +663,7 @@ drop_rehearsals() {
 switch_proxy() { # slot
   local attempt out
   for attempt in 1 2 3; do
-    if out=$(compose exec -T proxy slipway-upstream "$1" 2>&1); then
+    if out=$(proxy_exec slipway-upstream "$1" 2>&1); then
       printf '%s\n' "$out" >&2
       return 0
     fi
@@ -534,7 +678,7 @@ switch_proxy() { # slot
 # The release slot the proxy sends traffic to (a or b); .env's API_SLOT when the proxy is down.
 active_slot() {
   local slot
-  slot=$(compose exec -T proxy slipway-upstream --show 2>/dev/null || env_get API_SLOT)
+  slot=$(proxy_exec slipway-upstream --show 2>/dev/null || env_get API_SLOT)
   [[ "$slot" == b ]] && echo b || echo a
 }
 

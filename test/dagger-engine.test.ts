@@ -220,7 +220,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
 
     it("a release that fails its smoke test is rolled back automatically, and the channel hears why", async () => {
       slack.messages.length = 0;
-      const r = await call("deploy", "--tag=mislabeled", `--smoke-url=http://${engine.gateway}:${stack.port}`, "--slack-webhook=env:SLACK_HOOK");
+      const r = await call("deploy", "--tag=mislabeled", `--smoke-url=http://${engine.gateway}:${stack.port}`, "--smoke-wait=3", "--slack-webhook=env:SLACK_HOOK");
       expect(r.exitCode).not.toBe(0);
       expect(r.all).toContain("smoke test failed at GET /health: reports version v2, not mislabeled");
       expect(r.all).toContain("rolled back automatically");

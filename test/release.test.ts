@@ -102,7 +102,7 @@ describe.sequential("production stack", () => {
     await stack.compose(["up", "-d", "--wait"]);
     expect(await stack.apiContainers()).toEqual(before);
     expect(before).toHaveLength(1);
-    expect(stack.read("releases.log")).toMatch(/\trollback\tv1\t-\tv2\t\S+\t-\t-\t-\n$/);
+    expect(stack.read("releases.log")).toMatch(/\trollback\tv1\t-\tv2\t\S+\t-\t-\t-\t-\n$/);
   });
 
   it("4. backup.sh writes a whole dump; restore.sh brings back rows from before it and drops rows after it", async () => {
@@ -138,6 +138,38 @@ describe.sequential("production stack", () => {
       expect(stack.read(".env")).toBe(env);
       expect(stack.read("releases.log")).toBe(history);
       expect(await stack.apiContainers()).toHaveLength(1);
+    });
+
+    it("a release that passes /health but fails its writes is switched back by the guard within seconds", async () => {
+      const envKey = (key: string) => new RegExp(`^${key}=(.*)$`, "m").exec(stack.read(".env"))?.[1];
+      const before = ["API_TAG", "API_SLOT", "COMPOSE_PROFILES"].map(envKey);
+      const { result, load } = await underLoad(stack, () => stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "30", "brokenwrites"]));
+      report("bad release, reverted by the guard", load);
+      expect(result.exitCode).not.toBe(0);
+      expect(result.all).toMatch(/guard: watching what users get from .* for 30s; the old release stays warm/);
+      expect(result.all).toMatch(/ERROR: rolled back automatically: 5xx \d+\.\d % > 1 % \(\d+ of \d+ requests\); v1 serves again/);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+      expect(["API_TAG", "API_SLOT", "COMPOSE_PROFILES"].map(envKey)).toEqual(before);
+      expect(await stack.apiContainers()).toHaveLength(1);
+      const last = stack.read("releases.log").trimEnd().split("\n").at(-1)!.split("\t");
+      expect([last[1], last[2], last[4]]).toEqual(["guard-rollback", "v1", "brokenwrites"]);
+      expect(last[9]).toMatch(/^5xx \d+\.\d % > 1 %/);
+      // What users saw: only the bad route's answers, for the few seconds before the switch back.
+      expect(load.failed.every((f) => f.kind === "write" && f.status === 500), describeFailures(load)).toBe(true);
+      const span = load.failed.length ? (load.failed.at(-1)!.at - load.failed[0]!.at) / 1000 : 0;
+      console.log(`guard: ${load.failed.length} failed writes over ${span.toFixed(1)} s before the switch back`);
+      expect(load.failed.length).toBeGreaterThan(0);
+      expect(span).toBeLessThan(15);
+    });
+
+    it("a healthy release passes the guard under the same load with no failed request", async () => {
+      const { result, load } = await underLoad(stack, () => stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "6", "v2"]));
+      report("healthy release through the guard", load);
+      expect(result.exitCode, result.all).toBe(0);
+      expect(result.all).toMatch(/guard: passed \(\d+ requests, 0 5xx, 0 bad sample\(s\) of 2 allowed\)/);
+      expect(load.failed, describeFailures(load)).toEqual([]);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+      expect((await stack.script("rollback")).exitCode).toBe(0);
     });
 
     it("a failing migration stops the deploy before the switch", async () => {

@@ -11,7 +11,7 @@ import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUr
 import { failureSummary, postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
 import { pinnedReference, releaseRef } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
-import { DEPLOY_BUNDLE, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
+import { DEPLOY_BUNDLE, deployArgs, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
 import {
   dbWindow,
   gateReport,
@@ -282,8 +282,12 @@ export class Slipway {
     dir = "/opt/slipway",
     port = 22,
     timeout = 60,
+    /** Seconds the host watches the new release through its proxy, the old one warm, before stopping the old (0: off; default: the host's GUARD_SECONDS, else 30). A bad release is switched back automatically. */
+    guard = -1,
     /** Public base URL to smoke-test after the switch (see `smoke`); a failure rolls back. */
     smokeUrl = "",
+    /** Seconds the smoke test gives /health to report the new version (a CDN or load balancer in front settling). */
+    smokeWait = 15,
     /** Slack incoming-webhook URL, e.g. env:SLACK_WEBHOOK_URL. */
     slackWebhook?: Secret,
     /** For the release record and the notification: environment, who deploys, who approved. */
@@ -297,7 +301,7 @@ export class Slipway {
     sshImage = "alpine:3.22.2",
   ): Promise<string> {
     const release = releaseRef(tag, digest);
-    const call: ScriptCall = { dir, script: "deploy", tag: release, operator, approver, args: ["--timeout", String(timeout)] };
+    const call: ScriptCall = { dir, script: "deploy", tag: release, operator, approver, args: deployArgs(timeout, guard) };
     const target = this.target(host, user, port);
     const event = { action: "deploy", environment, release, commit, author, operator, approver, changelog: lines(changelog) } as const;
     return this.notified(slackWebhook, event, async () => {
@@ -308,7 +312,7 @@ export class Slipway {
         .withExec(shipArgv(target, "/bundle", dir, bundle))
         .withExec(sshArgv(target, remoteScriptCommand({ ...call, bundle })))
         .combinedOutput();
-      return out + (await this.smokeOrRollBack(smokeUrl, release, () => this.runHostScript(sshImage, sshKey, knownHosts, target, { dir, script: "rollback", operator })));
+      return out + (await this.smokeOrRollBack(smokeUrl, smokeWait, release, () => this.runHostScript(sshImage, sshKey, knownHosts, target, { dir, script: "rollback", operator })));
     });
   }
 
@@ -352,7 +356,7 @@ export class Slipway {
     const target = this.target(host, user, port);
     return this.notified(slackWebhook, event, async () => {
       const out = await this.runHostScript(sshImage, sshKey, knownHosts, target, { dir, script: "rollback", tag, operator });
-      return out + (await this.smokeOrRollBack(smokeUrl, "", undefined));
+      return out + (await this.smokeOrRollBack(smokeUrl, 15, "", undefined));
     });
   }
 
@@ -469,9 +473,9 @@ export class Slipway {
    * After a release: the smoke test at `url` (nothing when empty). A failed one runs `rollBack`
    * (if given) and fails with both reports.
    */
-  private async smokeOrRollBack(url: string, release: string, rollBack?: () => Promise<string>): Promise<string> {
+  private async smokeOrRollBack(url: string, waitSeconds: number, release: string, rollBack?: () => Promise<string>): Promise<string> {
     if (!url) return "";
-    const report = smokeReport(await smokeJourney(url, { version: release.split("@")[0] }));
+    const report = smokeReport(await smokeJourney(url, { version: release.split("@")[0], healthWaitMs: waitSeconds * 1000 }));
     if (report.passed) return `\n${report.text}`;
     if (!rollBack) throw new Error(report.text);
     const undone = await rollBack().then((out) => ({ ok: true, out }), (err: Error) => ({ ok: false, out: err.message }));

@@ -71,7 +71,7 @@ describe("the Dagger module as the engine sees it", () => {
       expect(fns[name]!.arguments.trivyCache!.isOptional, name).toBe(true);
     }
     expect(Object.keys(fns.deploy!.arguments)).toEqual([
-      "source", "host", "user", "sshKey", "knownHosts", "tag", "digest", "dir", "port", "timeout", "smokeUrl", "slackWebhook",
+      "source", "host", "user", "sshKey", "knownHosts", "tag", "digest", "dir", "port", "timeout", "guard", "smokeUrl", "smokeWait", "slackWebhook",
       "environment", "operator", "approver", "commit", "author", "changelog", "sshImage",
     ]);
     expect(fns.deploy!.arguments.digest!.description).toMatch(/runs exactly that image/);

@@ -22,7 +22,7 @@ export async function buildImages(): Promise<void> {
   await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:unhealthy`, "-f", "unhealthy.Dockerfile", "."], {
     cwd: join(repoRoot, "test/fixtures"),
   });
-  for (const fault of ["badmigration", "altermigration", "nullmigration"]) {
+  for (const fault of ["badmigration", "altermigration", "nullmigration", "brokenwrites"]) {
     await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:${fault}`, "-f", `${fault}.Dockerfile`, "."], {
       cwd: join(repoRoot, "test/fixtures"),
     });
@@ -73,7 +73,9 @@ export class Stack {
       .replace(/^API_TAG=.*$/m, `API_TAG=${this.opts.tag ?? "v1"}`)
       .replace(/^HTTP_BIND=.*$/m, `HTTP_BIND=${this.opts.bind ?? "127.0.0.1"}`)
       .replace(/^HTTP_PORT=.*$/m, `HTTP_PORT=${this.port}`)
-      .replace(/^POSTGRES_PASSWORD=.*$/m, `POSTGRES_PASSWORD=${this.password}`);
+      .replace(/^POSTGRES_PASSWORD=.*$/m, `POSTGRES_PASSWORD=${this.password}`)
+      // The guard holds every deploy for its window (30 s by default); the tests about it pass --guard.
+      .replace(/^# GUARD_SECONDS=.*$/m, "GUARD_SECONDS=0");
     writeFileSync(join(this.dir, ".env"), env, { mode: 0o600 });
   }
 

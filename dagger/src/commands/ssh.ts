@@ -57,6 +57,13 @@ export interface ScriptCall {
   bundle?: string;
 }
 
+/** deploy.sh's flags: the health timeout, and the guard window when one is asked for (-1: the host's setting). */
+export function deployArgs(timeout: number, guard: number): string[] {
+  if (!Number.isInteger(timeout) || timeout < 1) throw new Error(`invalid timeout ${timeout}: use a positive number of seconds`);
+  if (!Number.isInteger(guard) || guard < -1 || guard > 3600) throw new Error(`invalid guard ${guard}: use seconds from 0 (off) to 3600, or leave it out`);
+  return ["--timeout", String(timeout), ...(guard >= 0 ? ["--guard", String(guard)] : [])];
+}
+
 /** Where a shipped bundle waits, inside `dir`, until deploy.sh installs it under the lock. */
 export function stagingDir(id: string): string {
   if (!/^[a-z0-9-]{8,64}$/.test(id)) throw new Error(`invalid bundle id ${JSON.stringify(id)}: use 8-64 of a-z, 0-9 and '-'`);

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { DEPLOY_BUNDLE, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "../../src/commands/ssh.js";
+import { DEPLOY_BUNDLE, deployArgs, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "../../src/commands/ssh.js";
 
 const target: SshTarget = { host: "app.example.com", user: "deploy", port: 2222, keyPath: "/k", knownHostsPath: "/kh" };
 
@@ -51,5 +51,16 @@ describe("ssh command lines", () => {
     expect(argv.slice(0, 4)).toEqual(["bash", "-o", "pipefail", "-c"]);
     expect(argv[4]).toMatch(/^'tar' '-C' '\/bundle' '-cf' '-' 'docker-compose.prod.yml' .* \| 'ssh' /);
     for (const bad of ["../x", "ABC", "a b", "short"]) expect(() => stagingDir(bad), bad).toThrow(/^invalid bundle id/);
+  });
+});
+
+describe("deploy.sh flags", () => {
+  it("pass the guard only when asked, leaving the host's GUARD_SECONDS in charge otherwise", () => {
+    expect(deployArgs(60, -1)).toEqual(["--timeout", "60"]);
+    expect(deployArgs(60, 0)).toEqual(["--timeout", "60", "--guard", "0"]);
+    expect(deployArgs(90, 45)).toEqual(["--timeout", "90", "--guard", "45"]);
+    expect(() => deployArgs(60, 1.5)).toThrow(/invalid guard/);
+    expect(() => deployArgs(60, -2)).toThrow(/invalid guard/);
+    expect(() => deployArgs(0, 10)).toThrow(/invalid timeout/);
   });
 });
