@@ -477,14 +477,15 @@ guard_window() { # slot seconds switched_at baseline_p99
       if (r > m) { printf "BAD: 5xx %.1f %% > %s %% (%d of %d requests)", r, m, e, n; exit }
       if (p > l) { printf "BAD: p99 %.3f s > %.3f s (%d requests)", p, l, n; exit }
       printf "ok: %d requests, 5xx %.1f %%, p99 %.3f s", n, r, p }')
-    step "  guard: $(awk -v a="$now" -v b="$start" -v c="$seconds" 'BEGIN { printf "%.0fs of %ss:", a - b, c }') $verdict"
     if [[ "$verdict" == BAD:* ]]; then
       bad=$((bad + 1))
       if ((bad >= ${bad_limit%.*})); then
+        # Nothing before the switch back, which writes .env first (see guard_revert).
         GUARD_VERDICT=${verdict#BAD: }
         return 1
       fi
     fi
+    step "  guard: $(awk -v a="$now" -v b="$start" -v c="$seconds" 'BEGIN { printf "%.0fs of %ss:", a - b, c }') $verdict"
     from=$now
     awk -v a="$now" -v b="$end" 'BEGIN { exit !(a < b) }' || break
   done
@@ -499,11 +500,13 @@ guard_window() { # slot seconds switched_at baseline_p99
 # write, no container start), .env names it again, the new container goes, and the history
 # records a guard-rollback with the figures. Exits non-zero.
 guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_tag)
-  step "guard: $1; switching the proxy back to slot $old_slot"
+  # .env first, before anything else (even a log line): killed after it, the next command's
+  # repair keeps what .env names, the old release, and switches the proxy to it.
+  env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot" \
+    || log "warning: could not write .env (disk full?): it still names $tag, which scripts/repair.sh would restore; free space, then run scripts/rollback.sh $prev_tag"
+  step "guard: $1; .env names $prev_tag again; switching the proxy back to slot $old_slot"
   switch_proxy "$old_slot" \
     || die "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
-  env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot" \
-    || log "warning: could not restore .env; scripts/repair.sh will"
   sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
   docker stop -t 30 "$new" >/dev/null 2>&1 || true
   docker rm -f "$new" >/dev/null

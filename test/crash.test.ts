@@ -132,6 +132,20 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect(last[2]).toBe(current());
   });
 
+  it("a guard switch-back killed half-way: the next command keeps the old release, not the bad one", async () => {
+    const before = current();
+    const load = startLoad({ baseUrl: stack.url, clients: CLIENTS, maxSeconds: 120 });
+    const run = await killAt(stack, "deploy", ["--no-pull", "--skip-backup", "--guard", "30", "brokenwrites"], /switching the proxy back to slot/);
+    await load.stop();
+    expect(run.killed, run.log).toBe(true);
+    const repair = await stack.script("repair");
+    expect(repair.exitCode, repair.all).toBe(0);
+    expect(current()).toBe(before);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe(before);
+    expect(await stack.apiContainers()).toHaveLength(1);
+    expect((await stack.script("status")).stdout).toContain("drift:     none");
+  });
+
   it("a reboot (the engine's containers restarted) comes back serving the recorded release", async () => {
     const recorded = current();
     await stack.compose(["restart"]);
