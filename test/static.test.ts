@@ -30,6 +30,22 @@ describe("host scripts", () => {
     expect(String(bad.all)).toMatch(/ERROR: unknown (option|argument) '--bogus'; see --help/);
   });
 
+  it("call only functions they define (shellcheck cannot see a call to a renamed function)", () => {
+    const sources = scripts.map((f) => readFileSync(join(repoRoot, "scripts", f), "utf8"));
+    const defined = new Set(sources.flatMap((src) => [...src.matchAll(/^([a-z_][a-z0-9_]*)\(\) \{/gm)].map((m) => m[1]!)));
+    // Words in command position that look like ours (snake_case); commands from PATH have no '_'.
+    const position = /(?:^|[;&|(]|\$\(|\bthen|\belse|\bdo|\bif|!)\s*([a-z]+_[a-z0-9_]+)\b(?!=|\[)/gm;
+    const unknown = sources.flatMap((src, i) =>
+      src.split("\n").filter((l) => !/^\s*#/.test(l))
+        // Arithmetic, ((n > 0)) and $((n + 1)), names variables, not commands.
+        .map((l) => l.replace(/\(\([^)]*\)\)/g, ""))
+        .flatMap((l) => [...l.matchAll(position)].map((m) => m[1]!))
+        .filter((name) => !defined.has(name)).map((name) => `${scripts[i]}: ${name}`));
+    expect(unknown).toEqual([]);
+    // The check finds what it is for.
+    expect([..."if container_tag \"$id\"; then".matchAll(position)].map((m) => m[1])).toEqual(["container_tag"]);
+  });
+
   it("name the fix when run outside a deployment directory", async () => {
     const r = await execa("bash", [join(repoRoot, "scripts/status.sh")], { cwd: "/tmp", reject: false, all: true });
     expect(r.exitCode).not.toBe(0);
