@@ -577,7 +577,8 @@ reconcile() {
 # already applied by then, and idles), so that its config matches .env once .env names TAG and a
 # later `docker compose up -d` leaves it be.
 align_migrate() { # tag
-  API_TAG=$1 compose create --force-recreate migrate >/dev/null 2>&1 && compose start migrate >/dev/null 2>&1
+  # One compose call (each re-reads the project), not `create` then `start`.
+  API_TAG=$1 compose up -d --no-deps --force-recreate migrate >/dev/null 2>&1
 }
 
 # Runs the migrations of REF in a one-off container, streaming their output; fails with them.
