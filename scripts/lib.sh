@@ -581,16 +581,23 @@ align_migrate() { # tag
   API_TAG=$1 compose up -d --no-deps --force-recreate migrate >/dev/null 2>&1
 }
 
+# `dbmate up` with REF's image in a one-off migrate container (the caller's environment picks
+# the database: POSTGRES_DB), and how many migrations a run's output says it applied.
+dbmate_up() { # ref
+  API_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up
+}
+applied_count() { grep -c '^Applying: ' "$1" || true; } # output_file
+
 # Runs the migrations of REF in a one-off container, streaming their output; fails with them.
 # Then aligns the migrate service with REF. Sets MIGRATIONS_APPLIED (how many dbmate applied).
 run_migrations() { # ref
   local out
   out=$(mktemp)
-  if ! API_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up 2>&1 | tee "$out" >&2; then
+  if ! dbmate_up "$1" 2>&1 | tee "$out" >&2; then
     rm -f "$out"
     return 1
   fi
-  MIGRATIONS_APPLIED=$(grep -c '^Applying: ' "$out" || true)
+  MIGRATIONS_APPLIED=$(applied_count "$out")
   rm -f "$out"
   align_migrate "$1"
 }
@@ -629,11 +636,11 @@ rehearse_migrations() { # ref dump
   if ! db_psql "$db" -q -v ON_ERROR_STOP=1 --single-transaction <"$dump" >/dev/null 2>"$out"; then
     log "the pre-deploy backup did not restore into the rehearsal database: $(tail -n 3 "$out" | tr '\n' ' ')"
     status=1
-  elif ! POSTGRES_DB=$db API_TAG=$ref compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up >"$out" 2>&1; then
+  elif ! POSTGRES_DB=$db dbmate_up "$ref" >"$out" 2>&1; then
     sed 's/^/  rehearsal: /' "$out" >&2
     status=1
   fi
-  REHEARSAL_REPORT="$(grep -c '^Applying: ' "$out" || true) migration(s) in $(($(date +%s) - start))s on a copy of the data"
+  REHEARSAL_REPORT="$(applied_count "$out") migration(s) in $(($(date +%s) - start))s on a copy of the data"
   rm -f "$out"
   db_psql postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null \
     || log "warning: could not drop the rehearsal database $db; the next deploy drops it"
