@@ -19,7 +19,9 @@ and refuses a digest the registry does not have:
   -> start the new container beside the old -> wait healthy -> switch the proxy
   -> guard window: the old release stays warm while the proxy's figures for the new one
      (5xx share, p99) are watched; a bad release is switched back in seconds
-  -> drain and stop the old -> record the release and set API_TAG in .env.
+  -> keep the old release in its slot for an instant rollback (KEEP_PREVIOUS: warm, the
+     default, keeps it running idle; stopped drains and stops it; none removes it)
+  -> record the release; .env's API_TAG names it.
 If the new container never turns healthy it is removed and the old release keeps serving.
 
 Options:
@@ -31,8 +33,8 @@ Options:
   --skip-rehearsal   do not rehearse the migrations on a copy of the pre-deploy backup first
                      (the rehearsal needs room for a second copy of the database for a moment)
   --timeout SECONDS  how long to wait for the new container to turn healthy (default 60)
-  --guard SECONDS    how long to watch the new release through the proxy before the old one
-                     is stopped (default: GUARD_SECONDS in .env, else 30; 0 turns the guard off).
+  --guard SECONDS    how long to watch the new release through the proxy, the old one warm
+                     beside it (default: GUARD_SECONDS in .env, else 30; 0 turns the guard off).
                      Thresholds: GUARD_MAX_5XX_PERCENT (1), GUARD_P99_SECONDS (1) and
                      GUARD_P99_FACTOR (3, x the old release's p99), GUARD_BAD_SAMPLES (2) of
                      GUARD_SAMPLE_SECONDS (3), GUARD_MIN_SAMPLE_REQUESTS (5), GUARD_MIN_REQUESTS (20)
@@ -111,7 +113,8 @@ main() {
     if [[ -z "$pending" ]]; then
       step "no pending migrations in $tag: no rehearsal and no migrate run"
       MIGRATIONS_APPLIED=0
-      align_migrate "$tag" || die "docker compose could not prepare the migrate container for $tag; nothing was switched"
+      # Hosts set up before MIGRATE_TAG existed: pin the migrate service to what it runs now.
+      [[ -n "$(env_get MIGRATE_TAG)" || -z "$current" ]] || env_set MIGRATE_TAG "$current"
     else
       step "pending migrations in $tag: $(tr '\n' ' ' <<<"$pending")"
       if ((skip_rehearsal)); then
@@ -125,7 +128,6 @@ main() {
       fi
       step "running migrations with $tag"
       if ! run_migrations "$tag"; then
-        align_migrate "${current:-$tag}"
         die "migrations of $tag failed; nothing was switched and ${current:-the old release} keeps serving. Fix the migration and deploy again"
       fi
     fi
@@ -141,9 +143,9 @@ main() {
 # The host's first release: nothing serves yet, so the whole stack starts with TAG.
 first_release() { # tag timeout previous_env_tag
   step "first release on this host: starting every service with $1"
-  env_set API_TAG "$1" API_SLOT a COMPOSE_PROFILES slot-a API_A_TAG "$1"
+  env_set API_TAG "$1" API_SLOT a COMPOSE_PROFILES slot-a API_A_TAG "$1" MIGRATE_TAG "$1"
   if ! compose up -d --wait --wait-timeout "$2" >&2; then
-    env_set API_TAG "$3" API_A_TAG "$3"
+    env_set API_TAG "$3" API_A_TAG "$3" MIGRATE_TAG "$3"
     die "the stack did not come up healthy with $1; see: docker compose -f $COMPOSE_FILE_NAME logs"
   fi
 }

@@ -347,10 +347,11 @@ ensure_image() { # image no_pull
 # Health-gated rolling replacement of the API: start the new release in the idle slot (its own
 # compose service and unix socket) beside the serving one, check it runs the image asked for,
 # wait for Docker to call it healthy, make .env name it, point the proxy at its slot (a file
-# nginx reads per request; no reload), check the proxy reaches that very container, let
-# requests already sent to the old container finish, then stop it (it drains on SIGTERM). Any
-# failure before the switch leaves the old container serving and removes the new one. The
-# caller has run reconcile and aligned the migrate container with TAG.
+# nginx reads per request; no reload), check the proxy reaches that very container, watch what
+# users get for the guard window, then keep the old release in its slot for rollback (see
+# keep_old). Any failure before the switch leaves the old container serving and removes the new
+# one. When the idle slot already holds TAG (the release kept by the last roll), that container
+# is started if need be and switched to: no pull, no new container. The caller has run reconcile.
 #
 # Why a kill at any step is safe: the slots are separate services and .env's COMPOSE_PROFILES
 # names the serving one, so `docker compose up -d` only ever manages the container .env names,
@@ -364,25 +365,33 @@ roll_to() { # tag timeout [guard_seconds]
   slot=$(other_slot "$old_slot")
   prev_tag=$(env_get API_TAG)
   mapfile -t old < <(slot_containers "$old_slot")
-  if [[ -n "$(slot_containers "$slot")" ]]; then
-    step "removing what an earlier operation left in slot $slot"
-    remove_slot "$slot"
-  fi
-  step "starting api:$tag in slot $slot beside ${#old[@]} container(s) in slot $old_slot"
-  # TAG reaches .env only with the switch below; until then the idle slot's service is outside
-  # the active profile, and `docker compose up -d` leaves it be.
-  if ! out=$(export "API_${slot^^}_TAG=$tag" && compose up -d "api-$slot" 2>&1); then
-    log "$out"
-    remove_slot "$slot"
-    die "docker compose could not start api:$tag; the old release keeps serving"
-  fi
-  new=$(slot_containers "$slot" | head -n 1)
-  [[ -n "$new" ]] || die "no new api container appeared; the old release keeps serving"
-  name=$(container_name "$new")
-  want=$(docker image inspect -f '{{.Id}}' "$(api_image):$tag")
-  if [[ "$(docker inspect -f '{{.Image}}' "$new")" != "$want" ]]; then
-    docker rm -f "$new" >/dev/null
-    die "$name does not run $(api_image):$tag; removed it, the old release keeps serving"
+  new=$(kept_container "$tag")
+  if [[ -n "$new" ]]; then
+    name=$(container_name "$new")
+    step "api:$tag is kept in slot $slot ($name, $(container_health "$new")): no pull, no migrate run, no new container"
+    [[ "$(docker inspect -f '{{.State.Running}}' "$new")" == true ]] \
+      || docker start "$new" >/dev/null || die "could not start the kept $name; run scripts/rollback.sh again (it then starts a new container)"
+  else
+    if [[ -n "$(slot_containers "$slot")" ]]; then
+      step "removing what slot $slot holds ($(slot_summary "$slot")) to make room for api:$tag"
+      remove_slot "$slot"
+    fi
+    step "starting api:$tag in slot $slot beside ${#old[@]} container(s) in slot $old_slot"
+    # TAG reaches .env only with the switch below; until then the idle slot's service is outside
+    # the active profile, and `docker compose up -d` leaves it be.
+    if ! out=$(export "API_${slot^^}_TAG=$tag" && compose up -d "api-$slot" 2>&1); then
+      log "$out"
+      remove_slot "$slot"
+      die "docker compose could not start api:$tag; the old release keeps serving"
+    fi
+    new=$(slot_containers "$slot" | head -n 1)
+    [[ -n "$new" ]] || die "no new api container appeared; the old release keeps serving"
+    name=$(container_name "$new")
+    want=$(docker image inspect -f '{{.Id}}' "$(api_image):$tag")
+    if [[ "$(docker inspect -f '{{.Image}}' "$new")" != "$want" ]]; then
+      docker rm -f "$new" >/dev/null
+      die "$name does not run $(api_image):$tag; removed it, the old release keeps serving"
+    fi
   fi
   step "waiting up to ${timeout}s for $name to turn healthy"
   if ! wait_healthy "$new" "$timeout"; then
@@ -408,15 +417,72 @@ roll_to() { # tag timeout [guard_seconds]
     guard_window "$slot" "$guard" "$switched" "$(proxy_figures "$old_slot" "$started" "$switched" | cut -d' ' -f3)" \
       || guard_revert "$GUARD_VERDICT"
   fi
-  step "proxy reaches $name (api:$tag); draining the old container(s)"
-  if ((${#old[@]} > 0)); then
-    # Requests routed before the switch are already on their way; let them land before the
-    # old app closes its listener.
-    sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
-    docker stop -t 30 "${old[@]}" >/dev/null
-    docker rm "${old[@]}" >/dev/null
-  fi
-  step "old container(s) stopped; api:$tag is serving all traffic"
+  step "proxy reaches $name (api:$tag); $(keep_old "${old[@]}")"
+}
+
+# The release before the current one stays in its slot, so that rolling back to it is a proxy
+# switch (KEEP_PREVIOUS=warm, the default: it keeps running, idle, at the cost of its memory),
+# or a `docker start` and a health check (stopped: no memory, only its writable layer on disk),
+# or, with none, a full roll as for any older release. Either way `docker compose up -d` leaves
+# it be: its slot is outside .env's profile. Extra containers (from older versions) go.
+keep_old() { # old container ids... ; prints what it did
+  local mode
+  mode=$(keep_previous)
+  (($# > 0)) || { echo "no old release to keep"; return 0; }
+  (($# == 1)) || docker rm -f "${@:2}" >/dev/null
+  case "$mode" in
+    warm)
+      echo "the old release ($(container_ref "$1")) stays warm in slot $(container_slot "$1"), idle, for an instant rollback (KEEP_PREVIOUS=warm)"
+      ;;
+    stopped | none)
+      # Requests routed before the switch are already on their way; let them land before the
+      # old app closes its listener (it drains on SIGTERM).
+      sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
+      docker stop -t 30 "$1" >/dev/null
+      if [[ "$mode" == none ]]; then
+        docker rm "$1" >/dev/null
+        echo "the old release drained and was removed (KEEP_PREVIOUS=none)"
+      else
+        echo "the old release ($(container_ref "$1")) drained and is kept stopped in slot $(container_slot "$1") (KEEP_PREVIOUS=stopped)"
+      fi
+      ;;
+  esac
+}
+
+# KEEP_PREVIOUS from .env: warm (default), stopped or none.
+keep_previous() {
+  local mode
+  mode=$(env_get KEEP_PREVIOUS)
+  case "${mode:-warm}" in
+    warm | stopped | none) echo "${mode:-warm}" ;;
+    *) die "KEEP_PREVIOUS in .env must be warm, stopped or none, got '$mode'" ;;
+  esac
+}
+
+# The container in the idle slot that runs release REF and can be switched to: healthy, or
+# stopped (rollback starts it). Nothing when there is none, or the slot holds anything else.
+kept_container() { # ref
+  local -a ids=()
+  mapfile -t ids < <(slot_containers "$(other_slot "$(active_slot)")")
+  ((${#ids[@]} == 1)) && keepable "${ids[0]}" "$1" && echo "${ids[0]}"
+  return 0
+}
+
+# Whether container ID runs release REF and can be switched to: healthy, or stopped (a start
+# and a health check away). Not one still starting, unhealthy, or from another image.
+keepable() { # id ref
+  same_release "$(container_ref "$1")" "$2" || return 1
+  # A container created from a plain tag: its image must have the digest asked for.
+  [[ -z "$(ref_digest "$2")" || "$(image_digest "$(docker inspect -f '{{.Image}}' "$1")")" == "$(ref_digest "$2")" ]] || return 1
+  [[ "$(container_health "$1")" == healthy || "$(docker inspect -f '{{.State.Running}}' "$1")" == false ]]
+}
+
+# "api:v1 running, healthy" for each container in SLOT, for messages.
+slot_summary() { # slot
+  local id
+  for id in $(slot_containers "$1"); do
+    printf '%s api:%s %s' "$(container_name "$id")" "$(container_ref "$id")" "$(container_health "$id")"
+  done
 }
 
 # --- the post-switch guard ---------------------------------------------------------
@@ -510,7 +576,6 @@ guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_
   sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
   docker stop -t 30 "$new" >/dev/null 2>&1 || true
   docker rm -f "$new" >/dev/null
-  align_migrate "$prev_tag" || log "warning: could not recreate the migrate container for $prev_tag"
   record_release guard-rollback "$prev_tag" "$tag" - "$1" \
     || log "warning: could not record the guard-rollback in $HISTORY_FILE"
   die "rolled back automatically: $1; $prev_tag serves again and $name was removed"
@@ -526,11 +591,12 @@ undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
 }
 
 # Brings the host back to one consistent release after an interrupted operation (a kill, a
-# dropped link, a crash): the proxy points at a slot with a healthy container, that container
-# is the only api container, .env names it (so `docker compose up -d` keeps it), and the
-# history records it. Does nothing on a consistent host. Runs under the deploy lock.
+# dropped link, a crash): the proxy points at a slot with a healthy container, .env names it (so
+# `docker compose up -d` keeps it), the history records it, and the other slot holds nothing but
+# the release before it, kept as keep_old keeps it. Does nothing on a consistent host. Runs under
+# the deploy lock.
 reconcile() {
-  local id active slot serving="" tag last action
+  local id active slot serving="" tag last action kept="" previous
   local -a all=()
   mapfile -t all < <(api_containers)
   ((${#all[@]} > 0)) || return 0
@@ -551,17 +617,10 @@ reconcile() {
     step "repair: the proxy's slot $active is not the release .env names; pointing the proxy at slot $slot ($(container_name "$serving"))"
     switch_proxy "$slot" || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
   fi
-  for id in "${all[@]}"; do
-    [[ "$id" == "$serving" ]] && continue
-    step "repair: removing leftover api container $(container_name "$id") (slot $(container_slot "$id"), $(container_health "$id"))"
-    docker stop -t 30 "$id" >/dev/null 2>&1 || true
-    docker rm -f "$id" >/dev/null
-  done
   tag=$(container_ref "$serving")
   if [[ "$(env_get API_TAG)" != "$tag" || "$(env_get API_SLOT)" != "$slot" || "$(env_get COMPOSE_PROFILES)" != "slot-$slot" ]]; then
     step "repair: .env named api:$(env_get API_TAG) in slot $(env_get API_SLOT), but api:$tag in slot $slot serves; recording that"
     env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"
-    align_migrate "$tag" || log "warning: could not recreate the migrate container for $tag"
   fi
   last=$(history_entries | tail -n 1 | cut -f3,4 | tr '\t' ' ')
   if ! same_release "$(pin_ref "${last% *}" "${last#* }")" "$tag"; then
@@ -571,20 +630,37 @@ reconcile() {
     step "repair: recording the $action of $tag that was interrupted before its record"
     record_release "$action" "$tag" "$(pin_ref "${last% *}" "${last#* }")"
   fi
+  # What a finished roll would have kept: the release before TAG, healthy or stopped, in the other slot.
+  previous=$(previous_release "$tag")
+  for id in "${all[@]}"; do
+    [[ "$id" == "$serving" ]] && continue
+    if [[ -z "$kept" && -n "$previous" && "$(container_slot "$id")" != "$slot" ]] && keepable "$id" "$previous"; then
+      kept=$id
+      continue
+    fi
+    step "repair: removing leftover api container $(container_name "$id") (slot $(container_slot "$id"), api:$(container_ref "$id"), $(container_health "$id"))"
+    docker stop -t 30 "$id" >/dev/null 2>&1 || true
+    docker rm -f "$id" >/dev/null
+  done
+  if [[ -n "$kept" && "$(keep_previous)" != warm && "$(docker inspect -f '{{.State.Running}}' "$kept")" == true ]]; then
+    step "repair: $(keep_old "$kept")"
+  fi
 }
 
-# The migrate service's container, recreated for TAG and started (it applies TAG's migrations,
-# already applied by then, and idles), so that its config matches .env once .env names TAG and a
-# later `docker compose up -d` leaves it be.
+# The migrate service runs the release whose migrations the database has (.env's MIGRATE_TAG):
+# recreated for TAG after TAG's migrations ran, it applies them again (nothing to do) and idles,
+# so its config matches .env and a later `docker compose up -d` leaves it be. A release with no
+# pending migration, a rollback and a guard revert leave it alone: the schema did not change.
 align_migrate() { # tag
+  env_set MIGRATE_TAG "$1" || return 1
   # One compose call (each re-reads the project), not `create` then `start`.
-  API_TAG=$1 compose up -d --no-deps --force-recreate migrate >/dev/null 2>&1
+  compose up -d --no-deps --force-recreate migrate >/dev/null 2>&1
 }
 
 # `dbmate up` with REF's image in a one-off migrate container (the caller's environment picks
 # the database: POSTGRES_DB), and how many migrations a run's output says it applied.
 dbmate_up() { # ref
-  API_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up
+  MIGRATE_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up
 }
 applied_count() { grep -c '^Applying: ' "$1" || true; } # output_file
 

@@ -10,7 +10,9 @@ usage() {
 Usage: scripts/rollback.sh [options] [tag[@sha256:<digest>]]
 
 Puts the previous release back with the same health-gated, zero-downtime roll as deploy,
-and no migrations. Without a tag it goes to the release that preceded the current one in
+and no migrations. The release before the current one is kept in the idle slot by every
+roll (.env KEEP_PREVIOUS: warm by default), so going back to it is a switch of the proxy:
+no pull, no new container. Without a tag it goes to the release that preceded the current one in
 the history file (releases.log); repeated rollbacks keep walking back. It returns to the
 registry digest that release ran (from releases.log), even if its tag was re-pointed since;
 a tag with no recorded digest is used as it is.
@@ -54,12 +56,13 @@ main() {
 
   image="$(api_image):$tag"
   step "rolling back from ${current:-?} to $image"
-  if docker image inspect "$image" >/dev/null 2>&1; then
+  if [[ -n "$(kept_container "$tag")" ]]; then
+    : # roll_to switches back to the container the last roll kept
+  elif docker image inspect "$image" >/dev/null 2>&1; then
     step "image $image is on this host"
   else
     ensure_image "$image" "$no_pull"
   fi
-  align_migrate "$tag" || die "docker compose could not prepare the migrate container for $tag; nothing was switched"
   roll_to "$tag" "$timeout"
   finish_release rollback "$tag" "$current" -
   CLEAN_EXIT=1

@@ -17,8 +17,9 @@ USAGE
 
 # Prints one line per way the host differs from one consistent release; nothing when it is.
 drift() { # active_slot
-  local active=$1 id env_slot env_tag pid holder note serving="" slot tag health name
+  local active=$1 id env_slot env_tag pid holder note serving="" slot tag health name kept
   local -a all=()
+  kept=$(kept_container "$(previous_release "$(env_get API_TAG)")")
   mapfile -t all < <(api_containers)
   env_slot=$(env_get API_SLOT)
   env_tag=$(env_get API_TAG)
@@ -31,7 +32,7 @@ drift() { # active_slot
     if [[ -z "$serving" && "$slot" == "$active" && "$health" == healthy ]]; then
       serving=$id
       [[ "$tag" == "$env_tag" ]] || echo "the serving container runs api:$tag but .env names api:$env_tag"
-    else
+    elif [[ "$id" != "$kept" ]]; then
       echo "leftover api container: $(container_name "$id") slot $slot, api:$tag, $health"
     fi
   done
@@ -46,6 +47,21 @@ drift() { # active_slot
     echo "an operation was interrupted before it finished: $note"
   fi
   for name in $(leftover_rehearsals); do echo "a migration rehearsal's copy of the database was left: $name"; done
+}
+
+# The release kept for rollback (see keep_old in lib.sh), and what going back to it costs.
+kept_line() {
+  local previous id
+  previous=$(previous_release "$(env_get API_TAG)")
+  [[ -n "$previous" ]] || { echo "nothing (no earlier release in the history)"; return 0; }
+  id=$(kept_container "$previous")
+  if [[ -z "$id" ]]; then
+    echo "nothing in the idle slot; scripts/rollback.sh rolls to $previous with a new container (KEEP_PREVIOUS=$(keep_previous))"
+  elif [[ "$(docker inspect -f '{{.State.Running}}' "$id")" == true ]]; then
+    echo "api:$(container_ref "$id") warm in slot $(container_slot "$id") ($(container_name "$id"), $(container_health "$id"), $(docker stats --no-stream --format '{{.MemUsage}}' "$id" 2>/dev/null | cut -d/ -f1 | tr -d ' ') memory): scripts/rollback.sh switches to it"
+  else
+    echo "api:$(container_ref "$id") stopped in slot $(container_slot "$id") ($(container_name "$id")): scripts/rollback.sh starts it, no pull"
+  fi
 }
 
 main() {
@@ -67,6 +83,7 @@ main() {
   echo "health:    $(proxy_health 2>/dev/null || echo 'UNAVAILABLE (proxy not answering /health)')"
   # The newest migration applied: `dagger call migration-plan --since=<it>` shows what a release adds.
   echo "schema:    $(schema_version 2>/dev/null || echo 'unknown (db not answering)')"
+  echo "kept:      $(kept_line)"
   if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
     holder=$(cat "$LOCK_FILE")
     echo "lock:      held ($holder)"

@@ -2,7 +2,8 @@
  * Crash safety on a real Docker engine: deploy.sh and rollback.sh SIGKILLed (the whole process
  * group, as an OOM kill or a cancelled job does) when their log reaches each step, under reads
  * and writes; then what anyone runs next, `docker compose up -d --wait`; then watching; then the
- * next release. No request fails from the kill on, and one api container is left. Also: a
+ * next release. No request fails from the kill on, and one release serves, with the one before
+ * it kept in the idle slot. Also: a
  * dropped SSH link mid-deploy, and two users sharing the lock.
  */
 import { chmodSync, chownSync, existsSync, readFileSync } from "node:fs";
@@ -76,11 +77,10 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     ["deploy", "recording in .env", /recording api:/, SHORT_WATCH_S],
     ["deploy", "switching the proxy", /switching the proxy/, LONG_WATCH_S],
     ["deploy", "guard window", /guard: watching what users get/, SHORT_WATCH_S],
-    ["deploy", "draining the old", /draining the old/, LONG_WATCH_S],
-    ["deploy", "old stopped", /old container\(s\) stopped/, SHORT_WATCH_S],
-    ["rollback", "starting api", /starting api:/, SHORT_WATCH_S],
+    ["deploy", "old release kept", /stays warm in slot/, LONG_WATCH_S],
+    ["rollback", "resuming the kept release", /is kept in slot/, SHORT_WATCH_S],
     ["rollback", "switching the proxy", /switching the proxy/, SHORT_WATCH_S],
-    ["rollback", "draining the old", /draining the old/, SHORT_WATCH_S],
+    ["rollback", "old release kept", /stays warm in slot/, SHORT_WATCH_S],
   ];
 
   it.each(cases)("%s killed at %j: `up -d --wait`, watching and the next deploy drop no request", async (script, step, at, watch) => {
@@ -105,7 +105,8 @@ describe.sequential("a release killed at any step never becomes an outage", () =
 
     expect(next.exitCode, next.all).toBe(0);
     assertNoFailures(`${script} killed at ${at}`, result);
-    expect(await stack.apiContainers()).toHaveLength(1);
+    // The release the next deploy replaced is the one kept.
+    await stack.expectOneRelease(stack.read("releases.log").trim().split("\n").at(-1)!.split("\t")[4]!);
     expect((await getJson(`${stack.url}/health`)).body.version).toBe(current());
     const after = await stack.script("status");
     expect(after.stdout, after.stdout).toContain("drift:     none");
@@ -117,7 +118,8 @@ describe.sequential("a release killed at any step never becomes an outage", () =
   });
 
   it("a deploy killed mid-roll is named by status.sh, and repair.sh alone makes the host consistent", async () => {
-    const run = await killAt(stack, "deploy", ["--no-pull", "--skip-backup", other(current())], /switching the proxy/);
+    const before = current();
+    const run = await killAt(stack, "deploy", ["--no-pull", "--skip-backup", other(before)], /switching the proxy/);
     expect(run.killed).toBe(true);
     const status = await stack.script("status");
     expect(status.stdout).toMatch(/DRIFT: +an operation was interrupted before it finished: .*op=deploy:/);
@@ -125,7 +127,8 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect(status.stdout).toContain("repair:    scripts/repair.sh");
     const repair = await stack.script("repair");
     expect(repair.exitCode, repair.all).toBe(0);
-    expect(await stack.apiContainers()).toHaveLength(1);
+    // .env named the new release before the kill: it is carried forward, and the old one kept.
+    await stack.expectOneRelease(before);
     expect((await stack.script("status")).stdout).toContain("drift:     none");
     // The history names what serves, so rollback still walks back correctly.
     const last = stack.read("releases.log").trim().split("\n").at(-1)!.split("\t");
@@ -142,7 +145,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect(repair.exitCode, repair.all).toBe(0);
     expect(current()).toBe(before);
     expect((await getJson(`${stack.url}/health`)).body.version).toBe(before);
-    expect(await stack.apiContainers()).toHaveLength(1);
+    await stack.expectOneRelease(null);
     expect((await stack.script("status")).stdout).toContain("drift:     none");
   });
 
@@ -151,18 +154,19 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     await stack.compose(["restart"]);
     await stack.compose(["up", "-d", "--wait", "--wait-timeout", "120"]);
     expect((await getJson(`${stack.url}/health`)).body.version).toBe(recorded);
-    expect(await stack.apiContainers()).toHaveLength(1);
+    await stack.expectOneRelease("any");
   });
 
   it("with the database down, a deploy fails with a clear error and changes nothing", async () => {
     const before = current();
+    const containers = (await stack.apiContainers()).sort();
     await stack.compose(["stop", "db"]);
     const r = await stack.script("deploy", ["--no-pull", "--skip-backup", other(before)]);
     await stack.compose(["up", "-d", "--wait", "--wait-timeout", "120"]);
     expect(r.exitCode).not.toBe(0);
     expect(r.all).toMatch(/the database \(db service\) is not running, so nothing was changed: start it with/);
     expect(current()).toBe(before);
-    expect(await stack.apiContainers()).toHaveLength(1);
+    expect((await stack.apiContainers()).sort()).toEqual(containers);
   });
 });
 

@@ -5,6 +5,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { describeFailures, report, runUnderLoad } from "./support/load.js";
 import { buildImages, getJson, Stack } from "./support/stack.js";
@@ -12,6 +13,17 @@ import { buildImages, getJson, Stack } from "./support/stack.js";
 const CLIENTS = 12;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const underLoad = <T>(stack: Stack, action: () => Promise<T>) => runUnderLoad({ baseUrl: stack.url, clients: CLIENTS, maxSeconds: 180 }, action);
+/**
+ * Runs `action` and lists what the Docker engine created or pulled meanwhile ("container create
+ * <name>", "image pull <ref>"): a migrate run, a new api container and a pull each show here.
+ */
+async function watchingEngine<T extends object>(action: () => Promise<T>): Promise<T & { created: string[] }> {
+  const since = (Date.now() / 1000).toFixed(3);
+  const out = await action();
+  const until = (Date.now() / 1000 + 0.5).toFixed(3);
+  const events = await execa("docker", ["events", "--since", since, "--until", until, "--filter", "event=create", "--filter", "event=pull", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}"]);
+  return { ...out, created: events.stdout.split("\n").filter(Boolean) };
+}
 
 async function countItems(stack: Stack, ids?: number[]): Promise<number> {
   const client = new pg.Client({ connectionString: await stack.databaseUrl() });
@@ -81,27 +93,34 @@ describe.sequential("production stack", () => {
     // The new release runs in the other slot, and .env records it: a later `up -d` (say, by
     // on-call at 3 a.m.) keeps the running container instead of recreating it ungated.
     expect(stack.read(".env")).toMatch(/^API_SLOT=b$/m);
-    const before = await stack.apiContainers();
+    // v1 stays warm in slot a for an instant rollback; `up -d` leaves it be (outside the profile).
+    await stack.expectOneRelease("v1");
+    const before = (await stack.apiContainers()).sort();
     await stack.compose(["up", "-d", "--wait"]);
-    expect(await stack.apiContainers()).toEqual(before);
-    expect(before).toHaveLength(1);
+    expect((await stack.apiContainers()).sort()).toEqual(before);
+    expect(before).toHaveLength(2);
     expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
+    expect((await stack.script("status")).stdout).toMatch(/^kept: +api:v1 warm in slot a \(.*, healthy, \d.*memory\): scripts\/rollback\.sh switches to it$/m);
   });
 
-  it("3. rollback.sh returns to v1 under the same load with no failed request", async () => {
-    const { result, load } = await underLoad(stack, () => stack.script("rollback"));
-    report("rollback v2->v1", load);
+  it("3. rollback.sh returns to the kept v1 under the same load: no pull, no migrate run, no new container, no failed request", async () => {
+    const kept = (await stack.slots()).kept;
+    const { result, load, created } = await watchingEngine(() => underLoad(stack, () => stack.script("rollback")));
+    report("rollback v2->v1 (the kept release)", load);
     expect(result.exitCode, result.all).toBe(0);
     expect(load.failed, describeFailures(load)).toEqual([]);
+    expect(result.all).toMatch(/api:v1 is kept in slot a \(.*, healthy\): no pull, no migrate run, no new container/);
+    expect(created).toEqual([]);
+    expect((await stack.slots()).serving.map((c) => c.id)).toEqual(kept.map((c) => c.id));
+    await stack.expectOneRelease("v2");
     const health = await getJson(`${stack.url}/health`);
     expect(health.status).toBe(200);
     expect(health.body.version).toBe("v1");
     expect(stack.read(".env")).toMatch(/^API_TAG=v1$/m);
     expect(stack.read(".env")).toMatch(/^API_SLOT=a$/m);
-    const before = await stack.apiContainers();
+    const before = (await stack.apiContainers()).sort();
     await stack.compose(["up", "-d", "--wait"]);
-    expect(await stack.apiContainers()).toEqual(before);
-    expect(before).toHaveLength(1);
+    expect((await stack.apiContainers()).sort()).toEqual(before);
     expect(stack.read("releases.log")).toMatch(/\trollback\tv1\t-\tv2\t\S+\t-\t-\t-\t-\n$/);
   });
 
@@ -137,7 +156,8 @@ describe.sequential("production stack", () => {
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
       expect(stack.read(".env")).toBe(env);
       expect(stack.read("releases.log")).toBe(history);
-      expect(await stack.apiContainers()).toHaveLength(1);
+      // The idle slot was the new release's room: the kept v2 made way for it.
+      await stack.expectOneRelease(null);
     });
 
     it("a release that passes /health but fails its writes is switched back by the guard within seconds", async () => {
@@ -150,7 +170,7 @@ describe.sequential("production stack", () => {
       expect(result.all).toMatch(/ERROR: rolled back automatically: 5xx \d+\.\d % > 1 % \(\d+ of \d+ requests\); v1 serves again/);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
       expect(["API_TAG", "API_SLOT", "COMPOSE_PROFILES"].map(envKey)).toEqual(before);
-      expect(await stack.apiContainers()).toHaveLength(1);
+      await stack.expectOneRelease(null);
       const last = stack.read("releases.log").trimEnd().split("\n").at(-1)!.split("\t");
       expect([last[1], last[2], last[4]]).toEqual(["guard-rollback", "v1", "brokenwrites"]);
       expect(last[9]).toMatch(/^5xx \d+\.\d % > 1 %/);
@@ -170,6 +190,27 @@ describe.sequential("production stack", () => {
       expect(load.failed, describeFailures(load)).toEqual([]);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
       expect((await stack.script("rollback")).exitCode).toBe(0);
+    });
+
+    it("KEEP_PREVIOUS=stopped: the old release drains and is kept stopped; rollback starts it with no pull and no new container", async () => {
+      const env = stack.read(".env");
+      writeFileSync(join(stack.dir, ".env"), `${env}KEEP_PREVIOUS=stopped\n`, { mode: 0o600 });
+      try {
+        const deploy = await stack.script("deploy", ["--no-pull", "--skip-backup", "v2"]);
+        expect(deploy.exitCode, deploy.all).toBe(0);
+        expect(deploy.all).toMatch(/the old release \(v1\) drained and is kept stopped in slot a \(KEEP_PREVIOUS=stopped\)/);
+        expect((await stack.slots()).kept.map((c) => [c.ref, c.running])).toEqual([["v1", false]]);
+        expect((await stack.script("status")).stdout).toMatch(/^kept: +api:v1 stopped in slot a \(.*\): scripts\/rollback\.sh starts it, no pull$/m);
+        const { result, load, created } = await watchingEngine(() => underLoad(stack, () => stack.script("rollback")));
+        report("rollback v2->v1 (kept stopped)", load);
+        expect(result.exitCode, result.all).toBe(0);
+        expect(load.failed, describeFailures(load)).toEqual([]);
+        expect(created).toEqual([]);
+        expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+        expect((await stack.slots()).kept.map((c) => [c.ref, c.running])).toEqual([["v2", false]]);
+      } finally {
+        writeFileSync(join(stack.dir, ".env"), stack.read(".env").replace(/^KEEP_PREVIOUS=stopped\n/m, ""), { mode: 0o600 });
+      }
     });
 
     it("a failing migration stops the deploy before the switch", async () => {

@@ -132,7 +132,7 @@ describe.sequential("deploy over SSH with the pipeline's own command lines", () 
     expect({ action, tag, digest, previous, operator, previousDigest, migrations, approver }).toEqual({
       action: "deploy", tag: "v2", digest: d2, previous: "v1", operator: "ci-bot", previousDigest: d1, migrations: "0", approver: "alice",
     });
-    const { stdout } = await execa("docker", ["inspect", "-f", "{{.Config.Image}}", (await stack.apiContainers())[0]!]);
+    const { stdout } = await execa("docker", ["inspect", "-f", "{{.Config.Image}}", (await stack.slots()).serving[0]!.id]);
     expect(stdout).toBe(`${registry.host}/slipway/api:v2@${d2}`);
     const s = await remote({ script: "status" });
     expect(s.all).toContain(`release:   ${registry.host}/slipway/api:v2@${d2}`);

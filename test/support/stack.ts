@@ -124,11 +124,47 @@ export class Stack {
     return (await this.compose(["--profile", "*", "ps", "-aq", "api-a", "api-b"])).stdout.split("\n").filter(Boolean);
   }
 
+  /**
+   * The api containers by role: `serving` in the slot .env names, `kept` in the other one (the
+   * release a roll keeps for rollback), each with the release it runs and whether it runs.
+   */
+  async slots(): Promise<{ serving: SlotContainer[]; kept: SlotContainer[] }> {
+    const ids = await this.apiContainers();
+    const active = /^API_SLOT=(.*)$/m.exec(this.read(".env"))?.[1] ?? "a";
+    const all: SlotContainer[] = [];
+    for (const id of ids) {
+      const { stdout } = await execa("docker", ["inspect", "-f", "{{.Config.Image}}|{{.State.Running}}|{{range .Config.Env}}{{println .}}{{end}}", id]);
+      const [image, running, env] = stdout.split("|");
+      const slot = /LISTEN_SOCKET=\/run\/slipway\/api-([ab])\.sock/.exec(env ?? "")?.[1] ?? "?";
+      all.push({ id, slot, image: image!, ref: image!.slice(image!.lastIndexOf("/") + 1).replace(/^[^:]*:/, ""), running: running === "true" });
+    }
+    return { serving: all.filter((c) => c.slot === active), kept: all.filter((c) => c.slot !== active) };
+  }
+
+  /** One container serves the release .env names; at most one other is kept, in the other slot. */
+  async expectOneRelease(kept: string | null | "any"): Promise<void> {
+    const { serving, kept: others } = await this.slots();
+    const tag = /^API_TAG=(.*)$/m.exec(this.read(".env"))![1]!;
+    if (serving.length !== 1 || serving[0]!.ref !== tag || !serving[0]!.running) throw new Error(`expected one running api:${tag} in the serving slot, found ${JSON.stringify(serving)}`);
+    if (kept === "any" ? others.length > 1 : kept === null ? others.length !== 0 : others.length !== 1 || others[0]!.ref !== kept) {
+      throw new Error(`expected ${kept === null ? "nothing" : `api:${kept}`} kept in the idle slot, found ${JSON.stringify(others)}`);
+    }
+  }
+
   async down(): Promise<void> {
     // Both slots' profiles: a leftover in the idle slot would keep the network in use.
     await this.compose(["--profile", "*", "down", "-v", "--remove-orphans", "-t", "5"], { reject: false });
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+export interface SlotContainer {
+  id: string;
+  slot: string;
+  image: string;
+  /** What follows the repository: tag or tag@digest. */
+  ref: string;
+  running: boolean;
 }
 
 export async function getJson(url: string): Promise<{ status: number; body: any }> {
