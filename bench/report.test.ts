@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { median, percentile, renderSvg } from "./report.js";
+import { median, percentile, phaseSpan, renderSvg } from "./report.js";
 
 describe("bench report helpers", () => {
   it("computes nearest-rank percentiles and medians", () => {
@@ -19,5 +19,17 @@ describe("bench report helpers", () => {
     expect(svg).toContain("deploy, 10 clients");
     expect(svg).toContain(">switch<");
     expect(svg).toContain('fill="red"');
+  });
+
+  it("shades the guard window up to the switch back, and measures spans between phases", () => {
+    const run = {
+      scenario: "bad release", clients: 10, ok: false, wallMs: 1, servingAllMs: 1, requests: 2, failed: 1, steadyP50: 1, steadyP99: 1, rollP50: 1, rollP99: 1, start: 1000,
+      phases: [{ name: "switch", at: 1500 }, { name: "guard", at: 1600 }, { name: "revert", at: 8600 }],
+      samples: [{ t: 0, ms: 2, ok: true }, { t: 9000, ms: 9, ok: false }],
+    };
+    expect(phaseSpan(run, "switch", "revert")).toBe(7100);
+    expect(phaseSpan(run, "switch", "guard passed")).toBeNull();
+    expect(renderSvg([run])).toMatch(/<rect x="[\d.]+" y="20" width="[\d.]+" height="160" fill="orange"/);
+    expect(renderSvg([{ ...run, phases: [] }])).not.toContain('fill="orange"');
   });
 });

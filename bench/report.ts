@@ -35,6 +35,13 @@ export function median(values: readonly number[]): number {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/** Milliseconds from phase `from` to phase `to` of a run, or null when either is missing. */
+export function phaseSpan(run: Pick<Run, "phases">, from: string, to: string): number | null {
+  const a = run.phases.find((p) => p.name === from)?.at;
+  const b = run.phases.find((p) => p.name === to)?.at;
+  return a === undefined || b === undefined ? null : b - a;
+}
+
 /** One panel per run: p99 latency per 250 ms bucket, failures in red, phases as vertical lines. */
 export function renderSvg(runs: readonly Run[]): string {
   const W = 900, H = 180, PAD = 40;
@@ -59,7 +66,11 @@ export function renderSvg(runs: readonly Run[]): string {
       // Labels step down so phases a moment apart stay readable.
       .map((p, k) => `<line x1="${x(p.at - run.start).toFixed(1)}" x2="${x(p.at - run.start).toFixed(1)}" y1="${y0 + 20}" y2="${y0 + H}" stroke="#888" stroke-dasharray="3"/><text x="${(x(p.at - run.start) + 2).toFixed(1)}" y="${y0 + 30 + (k % 3) * 11}" font-size="10">${p.name}</text>`)
       .join("");
-    return `<g><text x="${PAD}" y="${y0 + 14}" font-size="12" font-weight="bold">${run.scenario}, ${run.clients} clients: p99 latency per 250 ms (max ${maxMs.toFixed(0)} ms), ${run.failed} failed</text>${phases}${fails}<polyline fill="none" stroke="steelblue" stroke-width="1.5" points="${points}"/><line x1="${PAD}" x2="${W - PAD}" y1="${y0 + H}" y2="${y0 + H}" stroke="black"/></g>`;
+    // The guard window, shaded: from its start to the switch back or its pass.
+    const guardAt = run.phases.find((p) => p.name === "guard")?.at;
+    const guardEnd = run.phases.find((p) => p.name === "revert" || p.name === "guard passed")?.at;
+    const guard = guardAt === undefined ? "" : `<rect x="${x(guardAt - run.start).toFixed(1)}" y="${y0 + 20}" width="${Math.max(2, x((guardEnd ?? run.start + tMax) - run.start) - x(guardAt - run.start)).toFixed(1)}" height="${H - 20}" fill="orange" opacity="0.15"/>`;
+    return `<g><text x="${PAD}" y="${y0 + 14}" font-size="12" font-weight="bold">${run.scenario}, ${run.clients} clients: p99 latency per 250 ms (max ${maxMs.toFixed(0)} ms), ${run.failed} failed</text>${guard}${phases}${fails}<polyline fill="none" stroke="steelblue" stroke-width="1.5" points="${points}"/><line x1="${PAD}" x2="${W - PAD}" y1="${y0 + H}" y2="${y0 + H}" stroke="black"/></g>`;
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${runs.length * (H + 30)}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${panels.join("")}</svg>\n`;
 }

@@ -1,7 +1,9 @@
 /**
- * Release benchmarks on the real stack: what a deploy, a rollback, a failed deploy and the
- * plain `docker compose up -d` baseline cost users under load, and backup/restore against
- * bare pg_dump/psql. Prints a table; writes bench/results/latest.json and latency.svg.
+ * Release benchmarks on the real stack: what a deploy, a rollback (to the kept release, and a
+ * full roll), a failed deploy, a bad release the guard reverts and the plain `docker compose up
+ * -d` baseline cost users under load; the same deploy and rollback with the scripts of an
+ * earlier commit (BENCH_BEFORE) for a like-for-like before/after; backup/restore against bare
+ * pg_dump/psql. Prints a table; writes bench/results/latest.json and latency.svg.
  *
  *   npm run bench                  # BENCH_RUNS=3 BENCH_CONCURRENCY=10,100 BENCH_DB_MB=1024
  */
@@ -10,18 +12,36 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { startLoad, type Sample } from "../test/support/load.js";
 import { buildImages, Stack } from "../test/support/stack.js";
+import { DEPLOY_BUNDLE } from "../dagger/src/commands/ssh.js";
 import { repoRoot } from "../test/support/database.js";
-import { percentile, median, renderSvg, type Phase, type Run } from "./report.js";
+import { percentile, median, phaseSpan, renderSvg, type Phase, type Run } from "./report.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "10,100").split(",").map(Number);
 const DB_MB = Number(process.env.BENCH_DB_MB ?? 1024);
 const STEADY_MS = 3_000;
+/**
+ * The release path before the speed and kept-release work of the post-switch guard issue: the
+ * main its figures were measured on (compose --scale roll, a migrate run every release).
+ */
+const BEFORE = process.env.BENCH_BEFORE ?? "d92081a";
 const out = join(repoRoot, "bench/results");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [bench] ${m}\n`);
 
-type Scenario = "deploy" | "rollback" | "failed-deploy" | "compose-up baseline" | "deploy, untuned health" | "rollback, untuned health";
+const SCENARIOS = [
+  "deploy",
+  `deploy, before (${BEFORE})`,
+  "rollback to the kept release",
+  "rollback, nothing kept (full roll)",
+  `rollback, before (${BEFORE})`,
+  "failed-deploy",
+  "bad release, reverted by the guard",
+  "compose-up baseline",
+  "deploy, untuned health",
+  "rollback, untuned health",
+] as const;
+type Scenario = (typeof SCENARIOS)[number];
 
 /** Runs `action` under load; phases are timestamped from the script's own log lines as they arrive. */
 async function measure(stack: Stack, clients: number, scenario: Scenario, argv: string[], env: Record<string, string> = {}): Promise<Run> {
@@ -31,10 +51,13 @@ async function measure(stack: Stack, clients: number, scenario: Scenario, argv: 
   const start = Date.now();
   const proc = execa(argv[0]!, argv.slice(1), { cwd: stack.dir, reject: false, all: true, env: { SLIPWAY_LOCK_FILE: join(stack.dir, ".lock"), ...env } });
   const markers: [RegExp, string][] = [
-    [/starting api:/, "start new"],
+    [/starting api:|is kept in slot/, "start new"],
     [/healthy \(/, "healthy"],
-    [/switching the proxy/, "switch"],
-    [/draining the old/, "drain"],
+    [/switching the proxy to/, "switch"],
+    [/guard: watching/, "guard"],
+    [/switching the proxy back/, "revert"],
+    [/guard: passed/, "guard passed"],
+    [/draining the old|stays warm in slot/, "old kept"],
     [/never became healthy/, "gave up"],
   ];
   proc.all?.on("data", (chunk: Buffer) => {
@@ -77,15 +100,23 @@ function servingAll(samples: Sample[], start: number, scenario: Scenario): numbe
 
 async function releaseScenarios(): Promise<Run[]> {
   const runs: Run[] = [];
+  const script = (name: string, ...args: string[]) => ["bash", `scripts/${name}.sh`, ...args];
   for (const clients of CONCURRENCY) {
     const stack = new Stack({ port: 8000, tag: "v1" }).install();
     await stack.up();
     try {
       for (let i = 0; i < RUNS; i++) {
         log(`c=${clients} run ${i + 1}/${RUNS}`);
-        runs.push(await measure(stack, clients, "deploy", ["bash", "scripts/deploy.sh", "--no-pull", "--skip-backup", "v2"]));
-        runs.push(await measure(stack, clients, "rollback", ["bash", "scripts/rollback.sh", "--no-pull", "v1"]));
-        runs.push(await measure(stack, clients, "failed-deploy", ["bash", "scripts/deploy.sh", "--no-pull", "--skip-backup", "--timeout", "20", "unhealthy"]));
+        // A new release is never the one kept: empty the idle slot first, as for any new tag.
+        await stack.dropKept();
+        runs.push(await measure(stack, clients, "deploy", script("deploy", "--no-pull", "--skip-backup", "v2")));
+        runs.push(await measure(stack, clients, "rollback to the kept release", script("rollback", "--no-pull", "v1")));
+        await stack.dropKept();
+        await stack.script("deploy", ["--no-pull", "--skip-backup", "v2"]);
+        await stack.dropKept();
+        runs.push(await measure(stack, clients, "rollback, nothing kept (full roll)", script("rollback", "--no-pull", "v1")));
+        runs.push(await measure(stack, clients, "failed-deploy", script("deploy", "--no-pull", "--skip-backup", "--timeout", "20", "unhealthy")));
+        runs.push(await measure(stack, clients, "bad release, reverted by the guard", script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "brokenwrites")));
         // The baseline: recreate the api container in place with the new tag.
         runs.push(await measure(stack, clients, "compose-up baseline", ["docker", "compose", "-f", "docker-compose.prod.yml", "up", "-d", "--no-deps", "api-a"], { API_A_TAG: "v2" }));
         await stack.compose(["up", "-d", "--no-deps", "--wait", "api-a"]); // back to v1 from .env
@@ -93,6 +124,26 @@ async function releaseScenarios(): Promise<Run[]> {
     } finally {
       await stack.down();
     }
+    runs.push(...(await beforeScenarios(clients)));
+  }
+  return runs;
+}
+
+/** The same deploy and rollback, same images and load, with the release files of commit BEFORE. */
+async function beforeScenarios(clients: number): Promise<Run[]> {
+  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  const entries = DEPLOY_BUNDLE.filter((e) => e !== ".env.example");
+  await execa("sh", ["-c", `git -C "$1" archive "$2" ${entries.join(" ")} | tar -x -C "$3"`, "sh", repoRoot, BEFORE, stack.dir]);
+  await stack.up();
+  const runs: Run[] = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      log(`before (${BEFORE}), c=${clients} run ${i + 1}/${RUNS}`);
+      runs.push(await measure(stack, clients, `deploy, before (${BEFORE})`, ["bash", "scripts/deploy.sh", "--no-pull", "--skip-backup", "v2"]));
+      runs.push(await measure(stack, clients, `rollback, before (${BEFORE})`, ["bash", "scripts/rollback.sh", "--no-pull", "v1"]));
+    }
+  } finally {
+    await stack.down();
   }
   return runs;
 }
@@ -223,6 +274,22 @@ async function dataScenarios(): Promise<{ rows: DataRun[]; dumpMb: number; dbMb:
   return { rows, dumpMb, dbMb };
 }
 
+/** The guard's figures: from the switch to the new release until the switch back, and what failed meanwhile. */
+function guardTable(runs: Run[]): string[] {
+  const out = [
+    `Bad release (passes /health, answers 500 on POST /api/items), --guard 30: median of ${RUNS}`,
+    "| clients | switch to revert s | failed requests (each run) | wall s |",
+    "|---|---|---|---|",
+  ];
+  for (const clients of CONCURRENCY) {
+    const rs = runs.filter((r) => r.clients === clients && r.scenario === "bad release, reverted by the guard");
+    if (!rs.length) continue;
+    const spans = rs.map((r) => phaseSpan(r, "switch", "revert")).filter((v): v is number => v !== null);
+    out.push(`| ${clients} | ${spans.length ? fmt(median(spans) / 1000) : "-"} | ${rs.map((r) => r.failed).join(", ")} | ${fmt(median(rs.map((r) => r.wallMs)) / 1000)} |`);
+  }
+  return out;
+}
+
 const fmt = (v: number | null, unit = "") => (v === null ? "-" : `${Math.round(v * 10) / 10}${unit}`);
 
 async function main(): Promise<void> {
@@ -234,7 +301,8 @@ async function main(): Promise<void> {
     writeFileSync(join(out, "proxy.md"), `${text}\n`);
     return;
   }
-  const runs = [...(await releaseScenarios()), ...(await untunedScenarios(CONCURRENCY[0]!))];
+  // The start_interval comparison is settled (bench/README.md); BENCH_UNTUNED=1 measures it again.
+  const runs = [...(await releaseScenarios()), ...(process.env.BENCH_UNTUNED === "1" ? await untunedScenarios(CONCURRENCY[0]!) : [])];
   const data = DB_MB > 0 ? await dataScenarios() : { rows: [], dumpMb: 0, dbMb: 0 };
   const proxyRows = await proxyDesigns();
 
@@ -243,7 +311,7 @@ async function main(): Promise<void> {
   table.push("| scenario | clients | ok | wall | new version serving 100% | requests | failed | p50 steady | p99 steady | p50 during | p99 during |");
   table.push("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const clients of CONCURRENCY) {
-    for (const scenario of ["deploy", "rollback", "failed-deploy", "compose-up baseline", "deploy, untuned health", "rollback, untuned health"] as Scenario[]) {
+    for (const scenario of SCENARIOS) {
       const rs = runs.filter((r) => r.clients === clients && r.scenario === scenario);
       if (rs.length === 0) continue;
       const m = (f: (r: Run) => number | null) => {
@@ -255,6 +323,7 @@ async function main(): Promise<void> {
       );
     }
   }
+  table.push("", ...guardTable(runs));
   if (data.rows.length) {
     table.push("");
     table.push(`Backup and restore of ${fmt(data.dbMb)} MB (pg_database_size); dump on disk ${fmt(data.dumpMb)} MB; median of ${RUNS}`);
@@ -271,7 +340,8 @@ async function main(): Promise<void> {
   console.log(text);
   writeFileSync(join(out, "latest.json"), JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ samples, ...r }) => ({ ...r, samples: samples.length })), data }, null, 2));
   writeFileSync(join(out, "latest.md"), `${text}\n`);
-  const chartRuns = CONCURRENCY.flatMap((c) => (["deploy", "rollback", "compose-up baseline"] as Scenario[]).map((s) => runs.find((r) => r.clients === c && r.scenario === s)!)).filter(Boolean);
+  const charted: Scenario[] = ["deploy", `deploy, before (${BEFORE})`, "rollback to the kept release", "bad release, reverted by the guard", "compose-up baseline"];
+  const chartRuns = CONCURRENCY.flatMap((c) => charted.map((s) => runs.find((r) => r.clients === c && r.scenario === s)!)).filter(Boolean);
   writeFileSync(join(out, "latency.svg"), renderSvg(chartRuns));
   log(`wrote ${out}/latest.json, latest.md and latency.svg`);
 }

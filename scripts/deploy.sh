@@ -131,7 +131,7 @@ main() {
         die "migrations of $tag failed; nothing was switched and ${current:-the old release} keeps serving. Fix the migration and deploy again"
       fi
     fi
-    [[ -n "$guard" ]] || guard=$(guard_setting GUARD_SECONDS 30)
+    [[ -n "$guard" ]] || guard=$(env_number GUARD_SECONDS 30)
     roll_to "$tag" "$timeout" "${guard%.*}"
   fi
 

@@ -504,8 +504,9 @@ proxy_figures() { # slot since until
     END { if (NR == 0) { print "0 0 0"; exit } i = int(NR * 0.99 + 0.999999); print NR, bad + 0, rt[i] }'
 }
 
-# A guard setting from .env, or its default; refuses what is not a plain number.
-guard_setting() { # KEY default
+# A numeric setting from .env (the guard's, the migration retries), or its default; refuses
+# what is not a plain number.
+env_number() { # KEY default
   local value
   value=$(env_get "$1")
   value=${value:-$2}
@@ -521,13 +522,13 @@ guard_setting() { # KEY default
 guard_window() { # slot seconds switched_at baseline_p99
   local slot=$1 seconds=$2 start=$3 from=$3 base=${4:-0} fig every max5xx p99min factor bad_limit min_sample min_total
   local limit now end count errors p99 verdict bad=0 total=0 total_errors=0
-  every=$(guard_setting GUARD_SAMPLE_SECONDS 3)
-  max5xx=$(guard_setting GUARD_MAX_5XX_PERCENT 1)
-  p99min=$(guard_setting GUARD_P99_SECONDS 1)
-  factor=$(guard_setting GUARD_P99_FACTOR 3)
-  bad_limit=$(guard_setting GUARD_BAD_SAMPLES 2)
-  min_sample=$(guard_setting GUARD_MIN_SAMPLE_REQUESTS 5)
-  min_total=$(guard_setting GUARD_MIN_REQUESTS 20)
+  every=$(env_number GUARD_SAMPLE_SECONDS 3)
+  max5xx=$(env_number GUARD_MAX_5XX_PERCENT 1)
+  p99min=$(env_number GUARD_P99_SECONDS 1)
+  factor=$(env_number GUARD_P99_FACTOR 3)
+  bad_limit=$(env_number GUARD_BAD_SAMPLES 2)
+  min_sample=$(env_number GUARD_MIN_SAMPLE_REQUESTS 5)
+  min_total=$(env_number GUARD_MIN_REQUESTS 20)
   limit=$(awk -v a="$p99min" -v b="$factor" -v c="$base" 'BEGIN { l = b * c; if (a > l) l = a; print l }')
   end=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + s }')
   while :; do
@@ -658,22 +659,38 @@ align_migrate() { # tag
 }
 
 # `dbmate up` with REF's image in a one-off migrate container (the caller's environment picks
-# the database: POSTGRES_DB), and how many migrations a run's output says it applied.
+# the database: POSTGRES_DB).
 dbmate_up() { # ref
   MIGRATE_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s up
 }
-applied_count() { grep -c '^Applying: ' "$1" || true; } # output_file
+# How many migrations a run's output says dbmate tried, and applied (a failed one is rolled back).
+tried_count() { grep -c '^Applying: ' "$1" || true; }  # output_file
+applied_count() { grep -c '^Applied: ' "$1" || true; } # output_file
 
 # Runs the migrations of REF in a one-off container, streaming their output; fails with them.
-# Then aligns the migrate service with REF. Sets MIGRATIONS_APPLIED (how many dbmate applied).
+# A migration that gave up waiting for a lock (MIGRATION_LOCK_TIMEOUT: API queries queue behind
+# it) is tried again, MIGRATION_LOCK_TRIES times in all: dbmate rolled it back, and what the
+# earlier tries applied stays applied. Then aligns the migrate service with REF. Sets
+# MIGRATIONS_APPLIED (how many dbmate applied).
 run_migrations() { # ref
-  local out
+  local out attempt=1 tries status
+  tries=$(env_number MIGRATION_LOCK_TRIES 3)
   out=$(mktemp)
-  if ! dbmate_up "$1" 2>&1 | tee "$out" >&2; then
-    rm -f "$out"
-    return 1
-  fi
-  MIGRATIONS_APPLIED=$(applied_count "$out")
+  MIGRATIONS_APPLIED=0
+  while :; do
+    status=0
+    dbmate_up "$1" 2>&1 | tee "$out" >&2 || status=$?
+    MIGRATIONS_APPLIED=$((MIGRATIONS_APPLIED + $(applied_count "$out")))
+    ((status != 0)) || break
+    if ((attempt >= ${tries%.*})) || ! grep -q 'lock timeout' "$out"; then
+      ((attempt == 1)) || log "the migration still waited too long for its lock after $attempt attempts (MIGRATION_LOCK_TRIES)"
+      rm -f "$out"
+      return 1
+    fi
+    log "a migration waited longer than MIGRATION_LOCK_TIMEOUT for its lock (attempt $attempt of ${tries%.*}); trying again in 2s"
+    attempt=$((attempt + 1))
+    sleep 2
+  done
   rm -f "$out"
   align_migrate "$1"
 }
@@ -716,7 +733,7 @@ rehearse_migrations() { # ref dump
     sed 's/^/  rehearsal: /' "$out" >&2
     status=1
   fi
-  REHEARSAL_REPORT="$(applied_count "$out") migration(s) in $(($(date +%s) - start))s on a copy of the data"
+  REHEARSAL_REPORT="$(tried_count "$out") migration(s) in $(($(date +%s) - start))s on a copy of the data"
   rm -f "$out"
   db_psql postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null \
     || log "warning: could not drop the rehearsal database $db; the next deploy drops it"

@@ -92,6 +92,8 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     const release = /migrations/.test(step) ? "altermigration" : other(current());
     const guard = step === "guard window" ? ["--guard", "20"] : [];
     const args = script === "deploy" ? ["--no-pull", ...(early ? [] : ["--skip-backup"]), ...guard, release] : ["--no-pull"];
+    // A new release starts a new container; the alternating v1/v2 would find the one kept.
+    if (script === "deploy") await stack.dropKept();
     const run = await killAt(stack, script, args, at);
     expect(run.killed, run.log).toBe(true);
 

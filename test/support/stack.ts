@@ -141,6 +141,12 @@ export class Stack {
     return { serving: all.filter((c) => c.slot === active), kept: all.filter((c) => c.slot !== active) };
   }
 
+  /** Removes what the last roll kept in the idle slot: a deploy of a new release finds it empty. */
+  async dropKept(): Promise<void> {
+    const { kept } = await this.slots();
+    if (kept.length) await execa("docker", ["rm", "-f", ...kept.map((c) => c.id)]);
+  }
+
   /** One container serves the release .env names; at most one other is kept, in the other slot. */
   async expectOneRelease(kept: string | null | "any"): Promise<void> {
     const { serving, kept: others } = await this.slots();
