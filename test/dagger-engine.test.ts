@@ -167,7 +167,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       await buildImages();
       await buildRelease("v3");
       // "mislabeled": v2's image pushed as another tag, so /health reports a version that is not the tag.
-      for (const [v, image] of [["v1", "v1"], ["v2", "v2"], ["v3", "v3"], ["mislabeled", "v2"]]) {
+      for (const [v, image] of [["v1", "v1"], ["v2", "v2"], ["v3", "v3"], ["mislabeled", "v2"], ["brokenwrites", "brokenwrites"]]) {
         const ref = `${engine.hostRegistry}/slipway/api:${v}`;
         await execa("docker", ["tag", `${API_IMAGE}:${image}`, ref]);
         await execa("docker", ["push", "-q", ref]);
@@ -227,6 +227,19 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v3");
       expect(history().at(-1)!.split("\t").slice(1, 3)).toEqual(["rollback", "v3"]);
       expect(slack.messages.at(-1)).toMatch(/^Deploy of mislabeled to the host FAILED\n[^]*reason: .*rolled back automatically/);
+    });
+
+    it("a release whose writes fail behind a passing /health is reverted by the guard: the call fails and the channel hears the figures", async () => {
+      slack.messages.length = 0;
+      const { result, load } = await runUnderLoad({ baseUrl: stack.url, clients: 8, maxSeconds: 600 }, () =>
+        call("deploy", "--tag=brokenwrites", "--guard=12", "--slack-webhook=env:SLACK_HOOK"));
+      report("dagger call deploy of a bad release, reverted by the guard", load);
+      expect(result.exitCode).not.toBe(0);
+      expect(result.all).toMatch(/rolled back automatically: 5xx \d+\.\d % > 1 %/);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe("v3");
+      expect(history().at(-1)!.split("\t").slice(1, 3)).toEqual(["guard-rollback", "v3"]);
+      expect(slack.messages.at(-1)).toMatch(/^Deploy of brokenwrites to the host FAILED\n[^]*reason: rolled back automatically: 5xx \d+\.\d % > 1 %/);
+      expect(load.failed.every((f) => f.kind === "write" && f.status === 500), describeFailures(load)).toBe(true);
     });
 
     it("`dagger call rollback` and `status`, each run twice with the same arguments, reach the host every time", async () => {
