@@ -94,7 +94,7 @@ env_set() { # KEY VALUE [KEY VALUE ...]
 }
 
 # What deploy ships and installs (the Dagger module's DEPLOY_BUNDLE); never .env or host state.
-BUNDLE_ENTRIES=(docker-compose.prod.yml .env.example RUNBOOK.md scripts proxy)
+BUNDLE_ENTRIES=(docker-compose.prod.yml docker-stack.yml .env.example RUNBOOK.md scripts proxy)
 
 # Installs the bundle staged in DIR (relative to SLIPWAY_DIR) in place, file by file with rename,
 # so every file is whole, old or new; then drops the staging directory and any stale ones a cut-off

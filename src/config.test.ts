@@ -27,4 +27,18 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ...base, PORT: "80a" })).toThrow(/PORT="80a" is not a non-negative integer/);
     expect(() => loadConfig({ ...base, LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL=loud is unknown/);
   });
+
+  it("takes the database password from DATABASE_PASSWORD_FILE (a Swarm secret) when set", () => {
+    const env = { DATABASE_URL: "postgres://slipway@db:5432/slipway?sslmode=disable", DATABASE_PASSWORD_FILE: "/run/secrets/postgres_password" };
+    const files: Record<string, string> = { "/run/secrets/postgres_password": "s3cr/t@x\n" };
+    const read = (p: string) => {
+      if (!(p in files)) throw new Error(`ENOENT: ${p}`);
+      return files[p]!;
+    };
+    expect(loadConfig(env, read).databaseUrl).toBe("postgres://slipway:s3cr%2Ft%40x@db:5432/slipway?sslmode=disable");
+    expect(() => loadConfig({ ...env, DATABASE_PASSWORD_FILE: "/run/secrets/nope" }, read)).toThrow(
+      /DATABASE_PASSWORD_FILE=\/run\/secrets\/nope cannot be read \(ENOENT: \/run\/secrets\/nope\); grant the secret to this service/,
+    );
+    expect(loadConfig({ DATABASE_URL: "postgres://u:p@db/x" }, read).databaseUrl).toBe("postgres://u:p@db/x");
+  });
 });

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+
 /** Runtime configuration, read once from the environment and validated up front. */
 export interface Config {
   port: number;
@@ -24,11 +26,30 @@ function intFrom(env: NodeJS.ProcessEnv, key: string, fallback: number): number 
   return value;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * DATABASE_URL, with the password from DATABASE_PASSWORD_FILE when that is set (a Swarm secret,
+ * mounted as a file, so the password is in no environment and no stack file).
+ */
+function databaseUrlFrom(env: NodeJS.ProcessEnv, readSecret: (path: string) => string): string {
   const databaseUrl = env.DATABASE_URL;
   if (!databaseUrl) {
     throw new Error("DATABASE_URL is not set; set it (postgres://user:pass@host:5432/db) in the environment");
   }
+  const file = env.DATABASE_PASSWORD_FILE;
+  if (!file) return databaseUrl;
+  let password: string;
+  try {
+    password = readSecret(file).replace(/\r?\n$/, "");
+  } catch (err) {
+    throw new Error(`DATABASE_PASSWORD_FILE=${file} cannot be read (${(err as Error).message}); grant the secret to this service`);
+  }
+  const url = new URL(databaseUrl);
+  url.password = encodeURIComponent(password);
+  return url.toString();
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, readSecret = (path: string) => readFileSync(path, "utf8")): Config {
+  const databaseUrl = databaseUrlFrom(env, readSecret);
   const logLevel = env.LOG_LEVEL ?? "info";
   if (!LOG_LEVELS.has(logLevel)) {
     throw new Error(`LOG_LEVEL=${logLevel} is unknown; use one of ${[...LOG_LEVELS].join(", ")}`);

@@ -53,6 +53,7 @@ ensure_image() {
   if docker pull -q "$image" >/dev/null 2>&1; then log "pulled $image"; return 0; fi
   case "$image" in
     node:*) kind=node ;; postgres:*) kind=postgres ;; nginx:*) kind=nginx ;; aquasec/trivy:*) kind=trivy ;;
+    docker:*-dind) kind=dind ;;
     *) log "no stand-in recipe for $image"; return 1 ;;
   esac
   ensure_base

@@ -68,7 +68,11 @@ export class TestRegistry {
   readonly dir = mkdtempSync(join(tmpdir(), "slipway-registry-"));
   private proc?: ResultPromise;
 
-  constructor(readonly port: number) {}
+  /** `listen`: where it listens (0.0.0.0 for the swarm's nodes, which reach it through their bridge). */
+  constructor(
+    readonly port: number,
+    readonly listen = "127.0.0.1",
+  ) {}
 
   get host(): string {
     return `127.0.0.1:${this.port}`;
@@ -78,7 +82,7 @@ export class TestRegistry {
     const config = join(this.dir, "config.yml");
     writeFileSync(
       config,
-      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(this.dir, "data")}\nhttp:\n  addr: ${this.host}\n`,
+      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(this.dir, "data")}\nhttp:\n  addr: ${this.listen}:${this.port}\n`,
     );
     this.proc = execa("docker-registry", ["serve", config], { reject: false });
     for (let i = 0; i < 50; i++) {

@@ -4,7 +4,7 @@ import { shellQuote, validateArg, validateDir, validateHost, validatePerson, val
 export type HostScript = "deploy" | "rollback" | "backup" | "status";
 
 /** What `deploy` copies to the host: the compose file and everything it needs. Never .env. */
-export const DEPLOY_BUNDLE = ["docker-compose.prod.yml", ".env.example", "RUNBOOK.md", "scripts", "proxy"] as const;
+export const DEPLOY_BUNDLE = ["docker-compose.prod.yml", "docker-stack.yml", ".env.example", "RUNBOOK.md", "scripts", "proxy"] as const;
 
 export interface SshTarget {
   host: string;

@@ -1,0 +1,69 @@
+/**
+ * The test swarm (testenv/swarm.sh): three docker-in-docker nodes on one bridge network, images
+ * through a registry on this machine. Commands run on a node with `docker exec`, as they would
+ * over SSH on a manager.
+ */
+import { execa } from "execa";
+import { repoRoot } from "./database.js";
+
+const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [swarm] ${msg}\n`);
+
+export class TestSwarm {
+  /** The registry as the nodes name it (the bridge's gateway). */
+  registry = "";
+  readonly ips: Record<string, string> = {};
+
+  constructor(readonly registryPort: number) {}
+
+  async up(): Promise<void> {
+    log("testenv/swarm.sh up");
+    await execa("bash", ["testenv/swarm.sh", "up", String(this.registryPort)], { cwd: repoRoot, stderr: "inherit" });
+    const gw = await execa("bash", ["testenv/swarm.sh", "gateway"], { cwd: repoRoot });
+    this.registry = `${gw.stdout.trim()}:${this.registryPort}`;
+    for (const n of ["node1", "node2", "node3"]) this.ips[n] = (await execa("bash", ["testenv/swarm.sh", "ip", n], { cwd: repoRoot })).stdout.trim();
+  }
+
+  async down(): Promise<void> {
+    await execa("bash", ["testenv/swarm.sh", "down"], { cwd: repoRoot, reject: false });
+  }
+
+  /** `docker ARGS` on NODE (node1 is the manager). */
+  async docker(node: string, args: string[], opts: { input?: string; env?: Record<string, string>; cwd?: string; reject?: boolean } = {}) {
+    const env = Object.entries(opts.env ?? {}).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
+    const r = await execa("docker", ["exec", ...(opts.input !== undefined ? ["-i"] : []), ...env, ...(opts.cwd ? ["-w", opts.cwd] : []), `slipway-swarm-${node}`, "docker", ...args], {
+      input: opts.input,
+      reject: opts.reject ?? true,
+      all: true,
+    });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), all: String(r.all) };
+  }
+
+  /** Copies repository files into NODE at DIR, as `dagger call deploy` ships the bundle. */
+  async ship(node: string, dir: string, entries: readonly string[]): Promise<void> {
+    await execa("docker", ["exec", `slipway-swarm-${node}`, "mkdir", "-p", dir]);
+    await execa("sh", ["-c", `tar -C "$1" -c ${entries.join(" ")} | docker exec -i "$2" tar -C "$3" -x`, "sh", repoRoot, `slipway-swarm-${node}`, dir]);
+  }
+
+  /** The image of each running task of SERVICE, and the service's update state. */
+  async serviceState(service: string): Promise<{ running: string[]; update: string }> {
+    const ps = await this.docker("node1", ["service", "ps", service, "--filter", "desired-state=running", "--format", "{{.Image}} {{.CurrentState}}"]);
+    const running = ps.stdout.split("\n").filter((l) => / Running /.test(l)).map((l) => l.split(" ")[0]!);
+    const update = await this.docker("node1", ["service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", service]);
+    return { running, update: update.stdout.trim() };
+  }
+
+  /**
+   * Waits until SERVICE's update reaches one of STATES and every running task runs an image
+   * matching IMAGE (`completed` does not mean the old tasks are gone: SWARM.md).
+   */
+  async waitForUpdate(service: string, states: string[], image: RegExp, replicas: number, timeoutS = 180): Promise<string> {
+    const deadline = Date.now() + timeoutS * 1000;
+    let last = { running: [] as string[], update: "" };
+    while (Date.now() < deadline) {
+      last = await this.serviceState(service);
+      if (states.includes(last.update) && last.running.length === replicas && last.running.every((i) => image.test(i))) return last.update;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    throw new Error(`${service}: update ${JSON.stringify(last)} did not reach ${states.join("/")} with ${replicas} tasks of ${image}`);
+  }
+}
