@@ -100,7 +100,7 @@ main() {
   if [[ -z "$(api_containers)" && -z "$(history_entries)" ]]; then
     first_release "$tag" "$timeout" "$current"
   else
-    [[ -n "$(compose ps -q --status running db)" ]] \
+    db_running \
       || die "the database (db service) is not running, so nothing was changed: start it with docker compose -f $COMPOSE_FILE_NAME up -d --wait db, then deploy again"
     drop_rehearsals
     if ((skip_backup)); then

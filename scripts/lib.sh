@@ -256,21 +256,25 @@ container_ref() {
 container_name() { docker inspect -f '{{.Name}}' "$1" | sed 's#^/##'; }
 container_health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo missing; }
 
-# Waits until the container is healthy, printing each change of state and a heartbeat.
+# Waits until the container is healthy, printing each change of state and a heartbeat every 5 s.
+# Polls every 0.2 s: the roll waits on this, and a 1 s poll cost half a second on average.
 wait_healthy() { # container timeout_seconds
-  local id=$1 timeout=$2 start state last="" now
+  local id=$1 timeout=$2 start state last="" now shown=-1
   start=$(date +%s)
   while :; do
     state=$(container_health "$id")
     now=$(($(date +%s) - start))
-    if [[ "$state" != "$last" || $((now % 5)) -eq 0 ]]; then step "  health: $state (${now}s of ${timeout}s)"; fi
+    if [[ "$state" != "$last" ]] || ((now % 5 == 0 && now != shown)); then
+      step "  health: $state (${now}s of ${timeout}s)"
+      shown=$now
+    fi
     last=$state
     case "$state" in
       healthy) return 0 ;;
       exited | dead | missing) return 1 ;;
     esac
     ((now >= timeout)) && return 1
-    sleep 1
+    sleep 0.2
   done
 }
 
@@ -302,14 +306,16 @@ project_name() {
   echo "${name//[^a-z0-9_-]/}"
 }
 
-# The proxy's container, by the name compose gives it, without a `docker compose` call: each one
-# re-reads the project (0.5-2 s on a loaded 2-core host) and a release needs the proxy often.
-# Falls back to asking compose when that name is not there.
-proxy_container() {
+# SERVICE's container, by the name compose gives it, without a `docker compose` call: each one
+# re-reads the project (0.5-2 s on a loaded 2-core host) and a release needs the proxy and the
+# database often. Falls back to asking compose when that name is not there.
+service_container() { # service
   local name
-  name="$(project_name)-proxy-1"
-  if docker container inspect "$name" >/dev/null 2>&1; then echo "$name"; else compose ps -q proxy; fi
+  name="$(project_name)-$1-1"
+  if docker container inspect "$name" >/dev/null 2>&1; then echo "$name"; else compose ps -q "$1"; fi
 }
+proxy_container() { service_container proxy; }
+db_running() { [[ "$(docker inspect -f '{{.State.Running}}' "$(service_container db)" 2>/dev/null)" == true ]]; }
 
 proxy_exec() { # command...
   local id
@@ -361,7 +367,9 @@ roll_to() { # tag timeout [guard_seconds]
   local tag=$1 timeout=$2 guard=${3:-0} new name served slot old_slot out prev_tag want started switched
   local -a old=()
   started=$(now_precise)
-  old_slot=$(active_slot)
+  # .env's slot, not the proxy's (a `docker exec`, slow on a loaded host): reconcile, which ran
+  # first, made them agree.
+  old_slot=$(env_slot)
   slot=$(other_slot "$old_slot")
   prev_tag=$(env_get API_TAG)
   mapfile -t old < <(slot_containers "$old_slot")
@@ -463,7 +471,7 @@ keep_previous() {
 # stopped (rollback starts it). Nothing when there is none, or the slot holds anything else.
 kept_container() { # ref
   local -a ids=()
-  mapfile -t ids < <(slot_containers "$(other_slot "$(active_slot)")")
+  mapfile -t ids < <(slot_containers "$(other_slot "$(env_slot)")")
   ((${#ids[@]} == 1)) && keepable "${ids[0]}" "$1" && echo "${ids[0]}"
   return 0
 }
@@ -696,12 +704,12 @@ run_migrations() { # ref
 }
 
 # psql in the db container as its superuser, on database DB (default: the app's), reading SQL
-# from stdin; one `docker exec`, with the container's own POSTGRES_USER/POSTGRES_DB.
+# from stdin; one `docker exec` (not `compose exec`), with the container's own POSTGRES_USER/DB.
 db_psql() { # [db] [psql options...]
   local db=${1:-}
   shift || true
   # shellcheck disable=SC2016  # expanded by the container's shell, from its environment
-  compose exec -T db sh -c 'db=$1; shift; exec psql -X -At -U "$POSTGRES_USER" -d "${db:-$POSTGRES_DB}" "$@"' sh "$db" "$@"
+  docker exec -i "$(service_container db)" sh -c 'db=$1; shift; exec psql -X -At -U "$POSTGRES_USER" -d "${db:-$POSTGRES_DB}" "$@"' sh "$db" "$@"
 }
 
 # Migration versions REF's image ships that the database has not applied, one per line. Reads the

@@ -27,7 +27,7 @@ main() {
   survive_disconnect
   acquire_lock repair
   reconcile
-  if [[ -n "$(compose ps -q --status running db)" ]]; then drop_rehearsals; fi
+  if db_running; then drop_rehearsals; fi
   CLEAN_EXIT=1
   step "consistent: api:$(env_get API_TAG) in slot $(env_get API_SLOT) serves, and .env and $HISTORY_FILE name it"
 }
