@@ -75,6 +75,8 @@ describe.sequential("the stack on a 3-node Docker Swarm", () => {
   });
 
   afterAll(async () => {
+    // SLIPWAY_KEEP_SWARM=1 leaves the nodes up to look at (testenv/swarm.sh down removes them).
+    if (process.env.SLIPWAY_KEEP_SWARM === "1") return;
     await swarm.down();
     await registry.stop();
   });

@@ -43,13 +43,27 @@ build_standin() {
       cp /etc/ssl/certs/ca-certificates.crt "$ctx/" ;;
   esac
   log "building stand-in $image from standins/$kind.Dockerfile"
-  docker build -q --build-arg BASE="$base_image" -f "$ctx/$kind.Dockerfile" -t "$image" "$ctx" >/dev/null
+  docker build -q --build-arg BASE="$base_image" --label "$RECIPE_LABEL=$(recipe)" -f "$ctx/$kind.Dockerfile" -t "$image" "$ctx" >/dev/null
   rm -rf "$ctx"
+}
+
+# Stand-ins carry the hash of the recipes they were built from: a machine that keeps its Docker
+# state (a restart) rebuilds one whose recipe changed since. A pulled image (it has a registry
+# digest) is the real thing and is kept.
+RECIPE_LABEL=org.slipway.standin.recipe
+recipe() { cat "$here/standins/"* | sha256sum | cut -c1-16; }
+current_image() { # image: present and either pulled or built from today's recipes
+  local digests label
+  digests=$(docker image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$1" 2>/dev/null) || return 1
+  # Pulled from its own repository (a push to a test registry adds that registry's name instead).
+  grep -q "^${1%:*}@" <<<"$digests" && return 0
+  label=$(docker image inspect -f "{{index .Config.Labels \"$RECIPE_LABEL\"}}" "$1")
+  [[ "$label" == "$(recipe)" ]] || { log "stand-in $1 was built from older recipes: rebuilding it"; return 1; }
 }
 
 ensure_image() {
   local image=$1 kind
-  if docker image inspect "$image" >/dev/null 2>&1; then return 0; fi
+  if current_image "$image"; then return 0; fi
   if docker pull -q "$image" >/dev/null 2>&1; then log "pulled $image"; return 0; fi
   case "$image" in
     node:*) kind=node ;; postgres:*) kind=postgres ;; nginx:*) kind=nginx ;; aquasec/trivy:*) kind=trivy ;;

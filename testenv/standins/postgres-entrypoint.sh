@@ -1,6 +1,17 @@
 #!/usr/bin/env bash
 # Minimal re-implementation of the official postgres entrypoint's contract.
 set -euo pipefail
+# VAR from VAR_FILE (a Docker/Swarm secret), as upstream's file_env: one or the other, not both.
+file_env() {
+  local var=$1 file_var="${1}_FILE"
+  [[ -n "${!file_var:-}" ]] || return 0
+  [[ -z "${!var:-}" ]] || { echo "error: both $var and $file_var are set (but are exclusive)" >&2; exit 1; }
+  export "$var"="$(<"${!file_var}")"
+  unset "$file_var"
+}
+file_env POSTGRES_PASSWORD
+file_env POSTGRES_USER
+file_env POSTGRES_DB
 if [[ "${1:-}" == "postgres" && "$(id -u)" == "0" ]]; then
   mkdir -p "$PGDATA" && chown -R postgres:postgres "$PGDATA" && chmod 700 "$PGDATA"
   exec gosu postgres "${BASH_SOURCE[0]}" "$@"
