@@ -19,7 +19,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CLIENTS = 8;
 /** How long the operator watches after `up -d --wait`: the issue's 30 s where its table measured, less elsewhere. */
 const LONG_WATCH_S = 30;
-const SHORT_WATCH_S = 10;
+const SHORT_WATCH_S = 5;
 
 /**
  * Runs a host script as its own process group and SIGKILLs the group the moment its log shows
