@@ -83,6 +83,8 @@ main() {
   [[ "$(env_get POSTGRES_PASSWORD)" != "change-me" ]] \
     || die "POSTGRES_PASSWORD in .env is still the example placeholder: set a real secret (openssl rand -hex 24)"
 
+  # Checked now: keep_old reads it only after the switch, too late to refuse a bad value.
+  keep_previous >/dev/null
   survive_disconnect
   acquire_lock "deploy:$tag"
   if [[ -n "$bundle" ]]; then

@@ -315,7 +315,8 @@ service_container() { # service
   if docker container inspect "$name" >/dev/null 2>&1; then echo "$name"; else compose ps -q "$1"; fi
 }
 proxy_container() { service_container proxy; }
-db_running() { [[ "$(docker inspect -f '{{.State.Running}}' "$(service_container db)" 2>/dev/null)" == true ]]; }
+container_running() { [[ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]]; }
+db_running() { container_running "$(service_container db)"; }
 
 proxy_exec() { # command...
   local id
@@ -377,7 +378,7 @@ roll_to() { # tag timeout [guard_seconds]
   if [[ -n "$new" ]]; then
     name=$(container_name "$new")
     step "api:$tag is kept in slot $slot ($name, $(container_health "$new")): no pull, no migrate run, no new container"
-    [[ "$(docker inspect -f '{{.State.Running}}' "$new")" == true ]] \
+    container_running "$new" \
       || docker start "$new" >/dev/null || die "could not start the kept $name; run scripts/rollback.sh again (it then starts a new container)"
   else
     if [[ -n "$(slot_containers "$slot")" ]]; then
@@ -482,14 +483,14 @@ keepable() { # id ref
   same_release "$(container_ref "$1")" "$2" || return 1
   # A container created from a plain tag: its image must have the digest asked for.
   [[ -z "$(ref_digest "$2")" || "$(image_digest "$(docker inspect -f '{{.Image}}' "$1")")" == "$(ref_digest "$2")" ]] || return 1
-  [[ "$(container_health "$1")" == healthy || "$(docker inspect -f '{{.State.Running}}' "$1")" == false ]]
+  [[ "$(container_health "$1")" == healthy ]] || ! container_running "$1"
 }
 
-# "api:v1 running, healthy" for each container in SLOT, for messages.
+# "<name> api:v1 healthy; " for each container in SLOT, for messages.
 slot_summary() { # slot
   local id
   for id in $(slot_containers "$1"); do
-    printf '%s api:%s %s' "$(container_name "$id")" "$(container_ref "$id")" "$(container_health "$id")"
+    printf '%s api:%s %s; ' "$(container_name "$id")" "$(container_ref "$id")" "$(container_health "$id")"
   done
 }
 
@@ -651,7 +652,7 @@ reconcile() {
     docker stop -t 30 "$id" >/dev/null 2>&1 || true
     docker rm -f "$id" >/dev/null
   done
-  if [[ -n "$kept" && "$(keep_previous)" != warm && "$(docker inspect -f '{{.State.Running}}' "$kept")" == true ]]; then
+  if [[ -n "$kept" && "$(keep_previous)" != warm ]] && container_running "$kept"; then
     step "repair: $(keep_old "$kept")"
   fi
 }

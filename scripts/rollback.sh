@@ -41,6 +41,8 @@ main() {
   [[ -z "$tag" ]] || require_ref "$tag"
   require_positive_int --timeout "$timeout"
   require_project
+  # Checked now: keep_old reads it only after the switch, too late to refuse a bad value.
+  keep_previous >/dev/null
   survive_disconnect
   acquire_lock "rollback:${tag:-previous}"
   reconcile

@@ -57,7 +57,7 @@ kept_line() {
   id=$(kept_container "$previous")
   if [[ -z "$id" ]]; then
     echo "nothing in the idle slot; scripts/rollback.sh rolls to $previous with a new container (KEEP_PREVIOUS=$(keep_previous))"
-  elif [[ "$(docker inspect -f '{{.State.Running}}' "$id")" == true ]]; then
+  elif container_running "$id"; then
     echo "api:$(container_ref "$id") warm in slot $(container_slot "$id") ($(container_name "$id"), $(container_health "$id"), $(docker stats --no-stream --format '{{.MemUsage}}' "$id" 2>/dev/null | cut -d/ -f1 | tr -d ' ') memory): scripts/rollback.sh switches to it"
   else
     echo "api:$(container_ref "$id") stopped in slot $(container_slot "$id") ($(container_name "$id")): scripts/rollback.sh starts it, no pull"

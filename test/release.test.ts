@@ -298,6 +298,21 @@ describe.sequential("production stack", () => {
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
     });
 
+    it("a KEEP_PREVIOUS that is not warm, stopped or none is refused before anything runs", async () => {
+      const env = stack.read(".env");
+      const serving = (await getJson(`${stack.url}/health`)).body.version;
+      writeFileSync(join(stack.dir, ".env"), `${env}KEEP_PREVIOUS=sometimes\n`, { mode: 0o600 });
+      try {
+        const result = await stack.script("deploy", ["--no-pull", "--skip-backup", serving === "v1" ? "v2" : "v1"]);
+        expect(result.exitCode).not.toBe(0);
+        expect(result.all).toMatch(/KEEP_PREVIOUS in \.env must be warm, stopped or none, got 'sometimes'/);
+        expect(result.all).not.toMatch(/starting api:|is kept in slot/);
+        expect((await getJson(`${stack.url}/health`)).body.version).toBe(serving);
+      } finally {
+        writeFileSync(join(stack.dir, ".env"), env, { mode: 0o600 });
+      }
+    });
+
     it("a malformed tag is refused before anything runs", async () => {
       const env = stack.read(".env");
       const history = stack.read("releases.log");
