@@ -16,10 +16,9 @@ USAGE
 }
 
 # Prints one line per way the host differs from one consistent release; nothing when it is.
-drift() { # active_slot
-  local active=$1 id env_slot env_tag pid holder note serving="" slot tag health name kept
+drift() { # active_slot kept_container
+  local active=$1 kept=$2 id env_slot env_tag pid holder note serving="" slot tag health name
   local -a all=()
-  kept=$(kept_container "$(previous_release "$(env_get API_TAG)")")
   mapfile -t all < <(api_containers)
   env_slot=$(env_get API_SLOT)
   env_tag=$(env_get API_TAG)
@@ -50,11 +49,9 @@ drift() { # active_slot
 }
 
 # The release kept for rollback (see keep_old in lib.sh), and what going back to it costs.
-kept_line() {
-  local previous id
-  previous=$(previous_release "$(env_get API_TAG)")
+kept_line() { # previous_release kept_container
+  local previous=$1 id=$2
   [[ -n "$previous" ]] || { echo "nothing (no earlier release in the history)"; return 0; }
-  id=$(kept_container "$previous")
   if [[ -z "$id" ]]; then
     echo "nothing in the idle slot; scripts/rollback.sh rolls to $previous with a new container (KEEP_PREVIOUS=$(keep_previous))"
   elif container_running "$id"; then
@@ -83,7 +80,11 @@ main() {
   echo "health:    $(proxy_health 2>/dev/null || echo 'UNAVAILABLE (proxy not answering /health)')"
   # The newest migration applied: `dagger call migration-plan --since=<it>` shows what a release adds.
   echo "schema:    $(schema_version 2>/dev/null || echo 'unknown (db not answering)')"
-  echo "kept:      $(kept_line)"
+  # Looked up once, for this line and the drift check.
+  local previous kept
+  previous=$(previous_release "$(env_get API_TAG)")
+  kept=$([[ -z "$previous" ]] || kept_container "$previous")
+  echo "kept:      $(kept_line "$previous" "$kept")"
   if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
     holder=$(cat "$LOCK_FILE")
     echo "lock:      held ($holder)"
@@ -93,7 +94,7 @@ main() {
   local -a problems=()
   local found
   # Not `< <(drift)`: a failing check there would pass for "no drift".
-  found=$(drift "$slot") || found="the drift check itself failed (its error is above); do not trust 'none'"
+  found=$(drift "$slot" "$kept") || found="the drift check itself failed (its error is above); do not trust 'none'"
   [[ -z "$found" ]] || mapfile -t problems <<<"$found"
   if ((${#problems[@]} == 0)); then
     echo "drift:     none"
