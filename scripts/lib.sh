@@ -60,15 +60,20 @@ require_project() {
     || die "no $COMPOSE_FILE_NAME in $SLIPWAY_DIR: run from the directory that holds it, or set SLIPWAY_DIR"
   require_env
   command -v docker >/dev/null || die "docker is not installed on this host"
-  docker info >/dev/null 2>&1 || die "the Docker engine does not answer: start it (systemctl start docker) and retry"
+  docker version -f '{{.Server.Version}}' >/dev/null 2>&1 || die "the Docker engine does not answer: start it (systemctl start docker) and retry"
 }
 
 compose() { docker compose --project-directory "$SLIPWAY_DIR" -f "$SLIPWAY_DIR/$COMPOSE_FILE_NAME" "$@"; }
 
 # Reads KEY from .env (the last assignment wins, as in compose). Prints nothing when absent.
-env_get() {
-  local key=$1
-  sed -n "s/^${key}=//p" "$SLIPWAY_DIR/.env" | tail -n 1 | sed -e 's/^"\(.*\)"$/\1/' -e "s/^'\\(.*\\)'\$/\\1/"
+env_get() { # key: its last value in .env, without surrounding quotes (read by bash: called often)
+  local key=$1 line value found=0
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" == "$key="* ]] && value=${line#"$key="} && found=1
+  done <"$SLIPWAY_DIR/.env"
+  ((found)) || return 0
+  [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]] && value=${BASH_REMATCH[1]}
+  printf '%s\n' "$value"
 }
 
 # Sets KEY=VALUE pairs in .env in one atomic rename, keeping its mode and owner; values are
@@ -388,6 +393,8 @@ roll_to() { # tag timeout [guard_seconds]
     step "starting api:$tag in slot $slot beside ${#old[@]} container(s) in slot $old_slot"
     # TAG reaches .env only with the switch below; until then the idle slot's service is outside
     # the active profile, and `docker compose up -d` leaves it be.
+    # Not --no-deps, though it is faster: compose then drops depends_on from the container's
+    # config hash, and the next `docker compose up -d` recreates the serving release.
     if ! out=$(export "API_${slot^^}_TAG=$tag" && compose up -d "api-$slot" 2>&1); then
       log "$out"
       remove_slot "$slot"
@@ -416,7 +423,8 @@ roll_to() { # tag timeout [guard_seconds]
   step "switching the proxy to $name (slot $slot)"
   switched=$(now_precise)
   switch_proxy "$slot" || undo_roll "the proxy refused the new upstream"
-  served=$(proxy_instance || true)
+  # A proxy image older than its instance report answers with a second exec.
+  served=${SWITCHED_INSTANCE:-$(proxy_instance || true)}
   if [[ "$served" != "$(container_instance "$new")" ]]; then
     switch_proxy "$old_slot" || true
     undo_roll "the proxy reached '${served:-nothing}', not $name; switched back"
@@ -613,7 +621,7 @@ reconcile() {
   active=$(active_slot)
   # The slot .env names first: .env moves to a new release only once it is healthy, so a roll
   # killed after that point is carried forward, as `docker compose up -d` would.
-  for slot in "$(env_slot)" "$active" "$(other_slot "$active")"; do
+  for slot in $(printf '%s\n' "$(env_slot)" "$active" "$(other_slot "$active")" | awk '!seen[$0]++'); do
     for id in $(slot_containers "$slot"); do
       [[ -z "$serving" && "$(container_health "$id")" == healthy ]] && serving=$id
     done
@@ -715,12 +723,17 @@ db_psql() { # [db] [psql options...]
 
 # Migration versions REF's image ships that the database has not applied, one per line. Reads the
 # image's db/migrations without starting the app (a container that only lists a directory).
-pending_migrations() { # ref
-  local shipped applied
-  shipped=$(docker run --rm --network none --entrypoint sh "$(api_image):$1" -c 'ls /app/db/migrations' \
-    | sed -n 's/^\([0-9][0-9]*\)_.*\.sql$/\1/p' | sort) || return 1
-  applied=$(db_psql "" -c "SELECT version FROM schema_migrations" 2>/dev/null | sort) || applied=""
-  comm -23 <(printf '%s\n' "$shipped") <(printf '%s\n' "$applied") | sed '/^$/d'
+# The migration versions IMAGE ships, one per line, sorted: a `docker run` of its own `ls`.
+shipped_migrations() { # ref
+  docker run --rm --network none --entrypoint sh "$(api_image):$1" -c 'ls /app/db/migrations' \
+    | sed -n 's/^\([0-9][0-9]*\)_.*\.sql$/\1/p' | sort
+}
+# Of the versions on stdin (as shipped_migrations prints them), those the database has not
+# applied. The database is asked first, so a shipped_migrations still running overlaps it.
+pending_migrations() {
+  local applied
+  applied=$(db_psql "" -c "SELECT version FROM schema_migrations" </dev/null 2>/dev/null | sort) || applied=""
+  comm -23 - <(printf '%s\n' "$applied") | sed '/^$/d'
 }
 
 # Rehearses REF's migrations on a copy of the data before they touch the real database: DUMP (the
@@ -773,11 +786,14 @@ drop_rehearsals() {
 # Points the proxy at SLOT. The switch is idempotent, so a `docker exec` that fails to start (the
 # runtime, busy on a loaded host: "OCI runtime exec failed ... connection reset by peer") is
 # tried again; the proxy's own refusal (no socket in that slot) is final.
-switch_proxy() { # slot
+switch_proxy() { # slot; sets SWITCHED_INSTANCE to what the proxy reached right after (or "")
   local attempt out
+  SWITCHED_INSTANCE=""
   for attempt in 1 2 3; do
     if out=$(proxy_exec slipway-upstream "$1" 2>&1); then
       printf '%s\n' "$out" >&2
+      SWITCHED_INSTANCE=$(sed -n 's/^upstream now: slot [ab] (instance: \([^ )]*\))$/\1/p' <<<"$out")
+      [[ "$SWITCHED_INSTANCE" != none ]] || SWITCHED_INSTANCE=""
       return 0
     fi
     printf '%s\n' "$out" >&2

@@ -58,7 +58,7 @@ describe.sequential("production stack", () => {
     const { execa } = await import("execa");
     const user = async (ref: string) => String((await execa("docker", ["image", "inspect", "-f", "{{.Config.User}}", ref])).stdout).trim();
     expect(await user("slipway/api:v1")).toBe("node");
-    expect(await user("slipway/proxy:3")).toBe("nginx");
+    expect(await user("slipway/proxy:4")).toBe("nginx");
     const config = String((await execa("docker", ["image", "inspect", "slipway/api:v1"])).stdout);
     expect(config).not.toMatch(/PASSWORD|DATABASE_URL/);
     expect(config).not.toContain(stack.password);

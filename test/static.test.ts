@@ -81,6 +81,8 @@ describe("docker-compose.prod.yml", () => {
       expect(services.db.healthcheck.test.join(" ")).toContain("pg_isready -h 127.0.0.1");
       // Compose recreates a service's dependents with it: nothing may depend on what a release changes.
       expect(Object.keys(services["api-a"].depends_on)).toEqual(["db"]);
+      // service_healthy costs every slot's `up` a fixed 500 ms tick; the api waits for the db itself.
+      expect(services["api-a"].depends_on.db.condition).toBe("service_started");
       expect(services.proxy.depends_on).toBeUndefined();
       expect(services.db.user).toBe("postgres");
       for (const name of ["proxy", "api-a", "api-b", "db", "migrate"]) {
