@@ -40,6 +40,9 @@ Options:
                      GUARD_SAMPLE_SECONDS (3), GUARD_MIN_SAMPLE_REQUESTS (5), GUARD_MIN_REQUESTS (20)
   --bundle DIR       first install the files shipped to DIR (incoming/<id>, as `dagger call
                      deploy` stages them) in place, under the lock and after the tag validates
+  --target KIND      compose (one host) or swarm (run on a Swarm manager: docker stack deploy of
+                     docker-stack.yml, health-gated and rolled back by Swarm); default: .env
+                     SLIPWAY_TARGET, else compose
   -h, --help         show this help
 
 It first repairs what an interrupted operation left (see scripts/repair.sh), and it runs to
@@ -51,7 +54,7 @@ USAGE
 }
 
 main() {
-  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 guard="" bundle="" image current dump="" pending shipped_fd lister
+  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 guard="" bundle="" target="" image current dump="" pending shipped_fd lister
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -63,6 +66,7 @@ main() {
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
       --guard) (($# >= 2)) || die "--guard needs a value in seconds (0 turns it off)"; guard=$2; shift ;;
       --bundle) (($# >= 2)) || die "--bundle needs the staged bundle's directory"; bundle=$2; shift ;;
+      --target) (($# >= 2)) || die "--target needs compose or swarm"; target=$2; shift ;;
       -*) die "unknown option '$1'; see --help" ;;
       *) [[ -z "$tag" ]] || die "one tag only (got '$tag' and '$1'); see --help"; tag=$1 ;;
     esac
@@ -78,10 +82,17 @@ main() {
   require_positive_int --timeout "$timeout"
   [[ -z "$guard" || "$guard" =~ ^[0-9]{1,4}$ ]] || die "--guard must be a number of seconds (0 turns the guard off), got '$guard'"
   [[ -z "$bundle" || "$bundle" =~ ^incoming/[a-z0-9-]{8,64}$ ]] || die "invalid --bundle '$bundle': use incoming/<id>, as dagger call deploy does"
-  # With a staged bundle, the compose file may arrive with it: only .env must be here already.
-  if [[ -n "$bundle" ]]; then require_env; else require_project; fi
+  # Outside a deployment directory, the compose file's message names the fix.
+  [[ -n "$bundle" || -f "$SLIPWAY_DIR/.env" ]] || require_project
+  require_env
   [[ "$(env_get POSTGRES_PASSWORD)" != "change-me" ]] \
     || die "POSTGRES_PASSWORD in .env is still the example placeholder: set a real secret (openssl rand -hex 24)"
+  if [[ "$(target_kind "$target")" == swarm ]]; then
+    swarm_main "$tag" "$timeout" "$skip_backup" "$bundle"
+    return
+  fi
+  # With a staged bundle, the compose file may arrive with it: only .env must be here already.
+  [[ -n "$bundle" ]] || require_project
 
   # Checked now: keep_old reads it only after the switch, too late to refuse a bad value.
   keep_previous >/dev/null
@@ -145,6 +156,20 @@ main() {
   finish_release deploy "$tag" "$current" "${MIGRATIONS_APPLIED:--}"
   CLEAN_EXIT=1
   step "deployed $tag ($RELEASE_DIGEST) in $(elapsed); recorded in $HISTORY_FILE"
+}
+
+# A Swarm manager's deploy (lib-swarm.sh): the same lock, bundle, backup and migrations; Swarm rolls.
+swarm_main() { # ref timeout skip_backup bundle
+  # shellcheck source=scripts/lib-swarm.sh
+  source "$here/lib-swarm.sh"
+  survive_disconnect
+  acquire_lock "deploy:$1"
+  if [[ -n "$4" ]]; then
+    install_bundle "$4"
+    here="$SLIPWAY_DIR/scripts"
+  fi
+  require_manager
+  swarm_deploy "$1" "$2" "$3"
 }
 
 # The host's first release: nothing serves yet, so the whole stack starts with TAG.

@@ -63,6 +63,15 @@ require_project() {
   docker version -f '{{.Server.Version}}' >/dev/null 2>&1 || die "the Docker engine does not answer: start it (systemctl start docker) and retry"
 }
 
+# Where releases go: compose (one host, the default) or swarm (a Swarm manager: lib-swarm.sh).
+target_kind() { # [--target's value]
+  local kind=${1:-$(env_get SLIPWAY_TARGET)}
+  kind=${kind:-compose}
+  [[ "$kind" == compose || "$kind" == swarm ]] \
+    || die "invalid target '$kind' (--target, or SLIPWAY_TARGET in .env): use compose or swarm"
+  echo "$kind"
+}
+
 compose() { docker compose --project-directory "$SLIPWAY_DIR" -f "$SLIPWAY_DIR/$COMPOSE_FILE_NAME" "$@"; }
 
 # Reads KEY from .env (the last assignment wins, as in compose). Prints nothing when absent.

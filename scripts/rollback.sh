@@ -21,18 +21,21 @@ Options:
   --operator NAME    who rolls back, for releases.log (default: SLIPWAY_OPERATOR, sudo user, user)
   --no-pull          never pull; the image must be on this host (by default it is pulled only if absent)
   --timeout SECONDS  how long to wait for the container to turn healthy (default 60)
+  --target KIND      compose or swarm (default: .env SLIPWAY_TARGET, else compose); on swarm the
+                     previous release's digest is deployed again, a rolling update
   -h, --help         show this help
 USAGE
 }
 
 main() {
-  local tag="" no_pull=0 timeout=60 image current
+  local tag="" no_pull=0 timeout=60 image current target=""
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
       --operator) person_option "$@"; shift ;;
       --no-pull) no_pull=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
+      --target) (($# >= 2)) || die "--target needs compose or swarm"; target=$2; shift ;;
       -*) die "unknown option '$1'; see --help" ;;
       *) [[ -z "$tag" ]] || die "one tag only (got '$tag' and '$1'); see --help"; tag=$1 ;;
     esac
@@ -40,6 +43,17 @@ main() {
   done
   [[ -z "$tag" ]] || require_ref "$tag"
   require_positive_int --timeout "$timeout"
+  # Outside a deployment directory, the compose file's message names the fix.
+  [[ -f "$SLIPWAY_DIR/.env" ]] || require_project
+  if [[ "$(target_kind "$target")" == swarm ]]; then
+    # shellcheck source=scripts/lib-swarm.sh
+    source "$here/lib-swarm.sh"
+    require_manager
+    survive_disconnect
+    acquire_lock "rollback:${tag:-previous}"
+    swarm_rollback "$tag" "$timeout"
+    return
+  fi
   require_project
   # Checked now: keep_old reads it only after the switch, too late to refuse a bad value.
   keep_previous >/dev/null

@@ -7,7 +7,7 @@ source "$here/lib.sh"
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/status.sh [--releases N]
+Usage: scripts/status.sh [--releases N] [--target compose|swarm]
 
 Prints what on-call needs first: the release in .env, the containers and their health,
 /health as the proxy serves it, the deploy lock, any drift an interrupted operation left
@@ -62,16 +62,26 @@ kept_line() { # previous_release kept_container
 }
 
 main() {
-  local n=5 holder
+  local n=5 holder target=""
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
       --releases) (($# >= 2)) || die "--releases needs a number"; n=$2; shift ;;
+      --target) (($# >= 2)) || die "--target needs compose or swarm"; target=$2; shift ;;
       *) die "unknown argument '$1'; see --help" ;;
     esac
     shift
   done
   require_positive_int --releases "$n"
+  # Outside a deployment directory, the compose file's message names the fix.
+  [[ -f "$SLIPWAY_DIR/.env" ]] || require_project
+  if [[ "$(target_kind "$target")" == swarm ]]; then
+    # shellcheck source=scripts/lib-swarm.sh
+    source "$here/lib-swarm.sh"
+    require_manager
+    swarm_status "$n"
+    return
+  fi
   require_project
   echo "release:   $(api_image):$(env_get API_TAG)"
   local slot

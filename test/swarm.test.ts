@@ -1,15 +1,18 @@
 /**
- * The stack file on a real 3-node Docker Swarm (testenv/swarm.sh: docker-in-docker nodes, images
- * through a registry on this machine): a rolling update, `docker service rollback`, an update to
- * a never-healthy image (which Swarm rolls back by itself) and a drained worker, each under reads
- * and writes through the proxy on another node, with no failed request.
+ * Slipway on a real 3-node Docker Swarm (testenv/swarm.sh: docker-in-docker nodes, images
+ * through a registry on this machine), driven exactly as `dagger call deploy` drives a Compose
+ * host: the bundle shipped and deploy.sh/rollback.sh/status.sh run over SSH to the manager, with
+ * its host key checked. .env on the manager says SLIPWAY_TARGET=swarm. Each roll runs under reads
+ * and writes through the proxy on another node, and no request may fail: a rolling update, a
+ * rollback to the recorded digest, a never-healthy image (which Swarm rolls back by itself) and a
+ * drained worker.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEPLOY_BUNDLE } from "../dagger/src/commands/ssh.js";
+import { DEPLOY_BUNDLE, remoteScriptCommand, shipArgv, sshArgv, type ScriptCall, type SshTarget, stagingDir } from "../dagger/src/commands/ssh.js";
 import { repoRoot } from "./support/database.js";
 import { describeFailures, report, runUnderLoad } from "./support/load.js";
 import { TestRegistry } from "./support/sshd.js";
@@ -23,26 +26,32 @@ const compose = readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8");
 /** The compose file's default for VAR, the same pin the stack file uses. */
 const pinned = (variable: string) => new RegExp(`\\$\\{${variable}:-([^}]+)\\}`).exec(compose)![1]!;
 
-describe.sequential("the stack on a 3-node Docker Swarm", () => {
+async function run(argv: string[]) {
+  const [cmd, ...args] = argv;
+  const r = await execa(cmd!, args, { reject: false, all: true });
+  return { exitCode: r.exitCode ?? -1, all: String(r.all) };
+}
+
+describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager", () => {
   const registry = new TestRegistry(5003, "0.0.0.0");
   const swarm = new TestSwarm(registry.port);
   const password = randomBytes(16).toString("hex");
   let url = "";
+  let target: SshTarget;
 
-  const stackEnv = (tag: string) => ({
-    API_IMAGE: `${swarm.registry}/slipway/api`,
-    API_TAG: tag,
-    API_REPLICAS: String(REPLICAS),
-    PROXY_IMAGE: `${swarm.registry}/slipway/proxy`,
-    POSTGRES_IMAGE: `${swarm.registry}/${pinned("POSTGRES_IMAGE")}`,
-    HTTP_PORT: "8000",
-  });
-  const deploy = (tag: string) =>
-    swarm.docker("node1", ["stack", "deploy", "--detach=true", "--with-registry-auth", "--resolve-image", "always", "-c", "docker-stack.yml", "slipway"], {
-      cwd: DIR,
-      env: stackEnv(tag),
-    });
+  const onManager = (command: string, input?: string) => execa("docker", ["exec", ...(input !== undefined ? ["-i"] : []), "slipway-swarm-node1", "sh", "-c", command], { input });
+  const managerFile = async (file: string) => (await onManager(`cat ${DIR}/${file}`)).stdout;
+  const remote = (call: Omit<ScriptCall, "dir">) => run(sshArgv(target, remoteScriptCommand({ dir: DIR, ...call })));
+  /** What `dagger call deploy` runs: stage the bundle over SSH, then the staged deploy.sh, which installs it. */
+  async function daggerDeploy(tag: string) {
+    const bundle = stagingDir(randomUUID());
+    const ship = await run(shipArgv(target, repoRoot, DIR, bundle));
+    if (ship.exitCode !== 0) return ship;
+    return remote({ script: "deploy", tag, bundle, args: ["--timeout", "90"], operator: "swarm-test" });
+  }
   const version = async () => (await getJson(`${url}/health`)).body?.version;
+  const lastRecord = async () => (await managerFile("releases.log")).trimEnd().split("\n").at(-1)!.split("\t");
+  const envTag = async () => /^API_TAG=(.*)$/m.exec(await managerFile(".env"))?.[1];
 
   beforeAll(async () => {
     await buildImages();
@@ -59,17 +68,24 @@ describe.sequential("the stack on a 3-node Docker Swarm", () => {
     }
     await swarm.up();
     url = `http://${swarm.ips.node2}:8000`;
-    await swarm.ship("node1", DIR, DEPLOY_BUNDLE.filter((e) => e !== ".env.example"));
-    await swarm.docker("node1", ["secret", "create", "slipway_postgres_password", "-"], { input: password });
-    const first = await deploy("v1");
+    target = await swarm.managerSsh();
+    // The operator's .env on the manager; shipping never writes it. The password becomes a Swarm secret.
+    const env = [
+      "SLIPWAY_TARGET=swarm",
+      `API_IMAGE=${swarm.registry}/slipway/api`,
+      `API_REPLICAS=${REPLICAS}`,
+      `PROXY_IMAGE=${swarm.registry}/slipway/proxy`,
+      `POSTGRES_IMAGE=${swarm.registry}/${pinned("POSTGRES_IMAGE")}`,
+      "HTTP_PORT=8000",
+      `POSTGRES_PASSWORD=${password}`,
+      "",
+    ].join("\n");
+    await onManager(`mkdir -p ${DIR} && umask 077 && cat >${DIR}/.env`, env);
+    const first = await daggerDeploy("v1");
     expect(first.exitCode, first.all).toBe(0);
-    // The release's migrations, once, before the API can turn ready: a one-off container on the stack's network.
-    const migrate = await swarm.docker("node1", [
-      "run", "--rm", "--network", "slipway_default", "-e", `DATABASE_URL=postgres://slipway:${password}@db:5432/slipway?sslmode=disable`,
-      `${swarm.registry}/slipway/api:v1`, "node_modules/.bin/dbmate", "--wait", "--wait-timeout", "120s", "up",
-    ], { reject: false });
-    expect(migrate.exitCode, migrate.all).toBe(0);
-    await swarm.waitForUpdate("slipway_api", [""], /slipway\/api:v1/, REPLICAS);
+    expect(first.all).toMatch(/first release of stack slipway/);
+    expect(first.all).toMatch(/creating the Swarm secret slipway_postgres_password/);
+    expect(first.all).not.toContain(password);
     for (let i = 0; i < 120 && (await version().catch(() => undefined)) !== "v1"; i++) await new Promise((r) => setTimeout(r, 1000));
     expect(await version()).toBe("v1");
   });
@@ -88,43 +104,68 @@ describe.sequential("the stack on a 3-node Docker Swarm", () => {
     expect(new Set([nodes["slipway_api.1"], nodes["slipway_api.2"]]).size).toBe(2);
   });
 
-  it("a rolling update v1→v2 under reads and writes through another node's proxy fails no request", async () => {
-    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, async () => {
-      const r = await deploy("v2");
-      expect(r.exitCode, r.all).toBe(0);
-      return swarm.waitForUpdate("slipway_api", ["completed"], /slipway\/api:v2/, REPLICAS);
-    });
-    report("swarm: rolling update v1->v2", load);
-    expect(result).toBe("completed");
+  it("deploy.sh v2 over SSH rolls the replicas under reads and writes through another node's proxy, fails no request, and records v2 by digest", async () => {
+    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, () => daggerDeploy("v2"));
+    report("swarm: deploy.sh v1->v2", load);
+    expect(result.exitCode, result.all).toBe(0);
+    expect(result.all).toMatch(/pre-deploy backup/);
+    expect(result.all).toMatch(/update: updating, 1\/2 replicas running v2/);
     expect(load.sent).toBeGreaterThan(100);
     expect(load.failed, describeFailures(load)).toEqual([]);
     const seen = load.samples.filter((s) => s.version).map((s) => s.version);
     expect(seen[0]).toBe("v1");
     expect(seen.at(-1)).toBe("v2");
-    expect(await version()).toBe("v2");
+    // deploy.sh returned once every replica ran v2: nothing older is left serving.
+    const { running, update } = await swarm.serviceState("slipway_api");
+    expect(update).toBe("completed");
+    expect(running).toHaveLength(REPLICAS);
+    for (const image of running) expect(image).toMatch(/slipway\/api:v2@sha256:[0-9a-f]{64}$/);
+    const [, action, tag, digest, previous, operator] = await lastRecord();
+    expect([action, tag, previous, operator]).toEqual(["deploy", "v2", "v1", "swarm-test"]);
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(await envTag()).toBe(`v2@${digest}`);
+    expect((await onManager(`ls ${DIR}/backups`)).stdout).toMatch(/^slipway-\d{8}T\d{6}Z\.sql$/m);
   });
 
-  it("`docker service rollback` returns to v1 with no failed request", async () => {
-    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, async () => {
-      const r = await swarm.docker("node1", ["service", "rollback", "--detach", "slipway_api"]);
-      expect(r.exitCode, r.all).toBe(0);
-      return swarm.waitForUpdate("slipway_api", ["rollback_completed"], /slipway\/api:v1/, REPLICAS);
-    });
-    report("swarm: service rollback v2->v1", load);
-    expect(result).toBe("rollback_completed");
+  it("rollback.sh over SSH re-deploys the previous release's digest with no failed request", async () => {
+    const v1 = (await managerFile("releases.log")).split("\n").find((l) => l.split("\t")[2] === "v1")!.split("\t")[3]!;
+    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, () => remote({ script: "rollback", args: ["--timeout", "90"] }));
+    report("swarm: rollback.sh v2->v1", load);
+    expect(result.exitCode, result.all).toBe(0);
     expect(load.failed, describeFailures(load)).toEqual([]);
     expect(await version()).toBe("v1");
+    const { running } = await swarm.serviceState("slipway_api");
+    for (const image of running) expect(image).toContain(`slipway/api:v1@${v1}`);
+    expect((await lastRecord()).slice(1, 5)).toEqual(["rollback", "v1", v1, "v2"]);
+    const status = await remote({ script: "status" });
+    expect(status.exitCode, status.all).toBe(0);
+    expect(status.all).toMatch(/target: +swarm, stack slipway/);
+    expect(status.all).toContain(`slipway_api runs v1@${v1}`);
+    expect(status.all).not.toMatch(/drift:/);
   });
 
-  it("an update to an image that never turns healthy is rolled back by Swarm, with no failed request", async () => {
-    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 400 }, async () => {
-      const r = await deploy("unhealthy");
-      expect(r.exitCode, r.all).toBe(0);
-      return swarm.waitForUpdate("slipway_api", ["rollback_completed"], /slipway\/api:v1/, REPLICAS, 300);
-    });
-    report("swarm: never-healthy update, rolled back by Swarm", load);
-    expect(result).toBe("rollback_completed");
+  it("deploy.sh of an image that never turns healthy: Swarm rolls it back, no request fails, and the call fails with .env and the history unchanged", async () => {
+    const env = await envTag();
+    const history = await managerFile("releases.log");
+    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 400 }, () => daggerDeploy("unhealthy"));
+    report("swarm: never-healthy deploy, rolled back by Swarm", load);
+    expect(result.exitCode).not.toBe(0);
+    expect(result.all).toMatch(/ERROR: Swarm rolled api back to v1@sha256:[0-9a-f]{64}: unhealthy never turned healthy/);
     expect(load.failed, describeFailures(load)).toEqual([]);
+    expect(await version()).toBe("v1");
+    expect(await envTag()).toBe(env);
+    expect(await managerFile("releases.log")).toBe(history);
+  });
+
+  it("refuses a bad target, and a Swarm target on a host that is not a manager, with one line and nothing run", async () => {
+    const bad = await remote({ script: "deploy", tag: "v2", args: ["--target", "kubernetes"] });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.all).toMatch(/invalid target 'kubernetes'.*use compose or swarm/);
+    await swarm.ship("node2", DIR, DEPLOY_BUNDLE.filter((e) => e !== ".env.example"));
+    await execa("docker", ["exec", "-i", "slipway-swarm-node2", "sh", "-c", `cat >${DIR}/.env`], { input: "SLIPWAY_TARGET=swarm\nPOSTGRES_PASSWORD=x\n" });
+    const worker = await execa("docker", ["exec", "-w", DIR, "slipway-swarm-node2", "bash", "scripts/deploy.sh", "v2"], { reject: false, all: true });
+    expect(worker.exitCode).toBe(1);
+    expect(worker.all).toMatch(/this host is not a Swarm manager/);
     expect(await version()).toBe("v1");
   });
 

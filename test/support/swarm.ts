@@ -3,7 +3,11 @@
  * through a registry on this machine. Commands run on a node with `docker exec`, as they would
  * over SSH on a manager.
  */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { execa } from "execa";
+import type { SshTarget } from "../../dagger/src/commands/ssh.js";
 import { repoRoot } from "./database.js";
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [swarm] ${msg}\n`);
@@ -46,7 +50,7 @@ export class TestSwarm {
 
   /** The image of each running task of SERVICE, and the service's update state. */
   async serviceState(service: string): Promise<{ running: string[]; update: string }> {
-    const ps = await this.docker("node1", ["service", "ps", service, "--filter", "desired-state=running", "--format", "{{.Image}} {{.CurrentState}}"]);
+    const ps = await this.docker("node1", ["service", "ps", "--no-trunc", service, "--filter", "desired-state=running", "--format", "{{.Image}} {{.CurrentState}}"]);
     const running = ps.stdout.split("\n").filter((l) => / Running /.test(l)).map((l) => l.split(" ")[0]!);
     const update = await this.docker("node1", ["service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", service]);
     return { running, update: update.stdout.trim() };
@@ -65,5 +69,33 @@ export class TestSwarm {
       await new Promise((r) => setTimeout(r, 1000));
     }
     throw new Error(`${service}: update ${JSON.stringify(last)} did not reach ${states.join("/")} with ${replicas} tasks of ${image}`);
+  }
+
+  /**
+   * sshd on the manager (node1), with a host key made here and put in a known_hosts: the host
+   * `dagger call deploy` reaches, with the same host-key checking as for a Compose host.
+   */
+  async managerSsh(): Promise<SshTarget> {
+    const dir = mkdtempSync(join(tmpdir(), "slipway-swarm-ssh-"));
+    const keygen = (file: string) => execa("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, file)]);
+    await Promise.all([keygen("host_key"), keygen("client_key")]);
+    const node = "slipway-swarm-node1";
+    const put = (path: string, input: string) => execa("docker", ["exec", "-i", node, "sh", "-c", 'umask 077 && mkdir -p "$(dirname "$1")" && cat >"$1"', "sh", path], { input });
+    // A real docker:dind is Alpine, without sshd or bash; the stand-in has both.
+    await execa("docker", ["exec", node, "sh", "-c", "test -x /usr/sbin/sshd || apk add --no-cache openssh-server bash util-linux coreutils findutils"]);
+    await put("/etc/slipway-ssh/host_key", readFileSync(join(dir, "host_key"), "utf8"));
+    await put("/root/.ssh/authorized_keys", readFileSync(join(dir, "client_key.pub"), "utf8"));
+    await put(
+      "/etc/slipway-ssh/sshd_config",
+      ["Port 22", "HostKey /etc/slipway-ssh/host_key", "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "UsePAM no", ""].join("\n"),
+    );
+    await execa("docker", ["exec", node, "sh", "-c", "mkdir -p /run/sshd && { [ ! -f /run/sshd.pid ] || kill \"$(cat /run/sshd.pid)\" || true; } && /usr/sbin/sshd -f /etc/slipway-ssh/sshd_config"]);
+    const host = this.ips.node1!;
+    writeFileSync(join(dir, "known_hosts"), `${host} ${readFileSync(join(dir, "host_key.pub"), "utf8").split(" ").slice(0, 2).join(" ")}\n`);
+    for (let i = 0; i < 50; i++) {
+      if ((await execa("ssh-keyscan", [host], { reject: false })).stdout) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { host, user: "root", port: 22, keyPath: join(dir, "client_key"), knownHostsPath: join(dir, "known_hosts") };
   }
 }
