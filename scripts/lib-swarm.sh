@@ -189,7 +189,7 @@ swarm_release() { image_ref "$(service_image)"; }
 # What an interrupted deploy left: Swarm finishes or rolls back an update by itself, so wait
 # for it, then make .env name what the service runs.
 swarm_reconcile() {
-  local update running
+  local update running last action
   update=$(service_update)
   if [[ "${update%% *}" == updating || "${update%% *}" == rollback_started ]]; then
     step "repair: an update of $(api_service) is still under way (${update%% *}); waiting for Swarm to finish it"
@@ -204,6 +204,14 @@ swarm_reconcile() {
   if ! same_release "$running" "$(env_get API_TAG)"; then
     step "repair: .env named api:$(env_get API_TAG), but $(api_service) runs $running; recording that"
     env_set API_TAG "$running"
+  fi
+  last=$(history_entries | tail -n 1 | cut -f3,4 | tr '\t' ' ')
+  if ! same_release "$(pin_ref "${last% *}" "${last#* }")" "$running"; then
+    # The operation that rolled to it was killed before it wrote its record.
+    action=repair
+    [[ "${INTERRUPTED:-}" =~ op=(deploy|rollback):"$(ref_tag "$running")"(@| |$) ]] && action=${BASH_REMATCH[1]}
+    step "repair: recording the $action of $running that was interrupted before its record"
+    record_release "$action" "$running" "$(pin_ref "${last% *}" "${last#* }")" -
   fi
 }
 

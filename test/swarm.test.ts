@@ -169,6 +169,39 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
     expect(await version()).toBe("v1");
   });
 
+  it("a deploy killed right after `docker stack deploy`: Swarm finishes the update, status.sh names the drift, repair.sh records it, no request fails", async () => {
+    const v1 = await envTag();
+    const { load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, async () => {
+      const [cmd, ...args] = sshArgv(target, remoteScriptCommand({ dir: DIR, script: "deploy", tag: "v2", args: ["--skip-backup", "--timeout", "90"] }));
+      const call = execa(cmd!, args, { reject: false, all: true });
+      await new Promise<void>((resolve) => {
+        call.all?.on("data", (chunk: Buffer) => {
+          if (/waiting up to \d+s for Swarm's rolling update/.test(chunk.toString())) resolve();
+        });
+        void call.then(() => resolve());
+      });
+      // kill -9 of the script on the manager, as a lost or killed job leaves it.
+      await onManager(`kill -KILL "$(sed -n 's/^pid=\\([0-9]*\\) .*/\\1/p' ${DIR}/.deploy.lock)"`);
+      call.kill("SIGKILL");
+      await call;
+      return swarm.waitForUpdate("slipway_api", ["completed"], /slipway\/api:v2@/, REPLICAS);
+    });
+    report("swarm: deploy killed after docker stack deploy", load);
+    expect(load.failed, describeFailures(load)).toEqual([]);
+    expect(await envTag()).toBe(v1);
+    const drift = await remote({ script: "status" });
+    expect(drift.all).toMatch(/drift: an operation was interrupted before it finished: .*op=deploy:v2/);
+    expect(drift.all).toMatch(/drift: \.env names v1@sha256:\S+ but the service runs v2@sha256:/);
+    // What on-call runs by hand (RUNBOOK.md): repair.sh on the manager.
+    const repair = await run(sshArgv(target, `cd ${DIR} && ./scripts/repair.sh`));
+    expect(repair.exitCode, repair.all).toBe(0);
+    expect(repair.all).toMatch(/recording the deploy of v2@sha256:[0-9a-f]{64} that was interrupted before its record/);
+    expect((await lastRecord()).slice(1, 3)).toEqual(["deploy", "v2"]);
+    expect(await envTag()).toMatch(/^v2@sha256:/);
+    expect((await remote({ script: "status" })).all).not.toMatch(/drift:/);
+    expect(await version()).toBe("v2");
+  });
+
   it("draining a worker moves its tasks with no failed request", async () => {
     const { load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, async () => {
       await swarm.docker("node1", ["node", "update", "--availability", "drain", "node3"]);
