@@ -6,7 +6,10 @@
 # the bridge's gateway address (insecure: plain HTTP on a private network).
 #
 #   testenv/swarm.sh up REGISTRY_PORT   # idempotent; prints the manager's address
-#   testenv/swarm.sh down               # removes the nodes, their volumes and the network
+#   testenv/swarm.sh down               # removes the nodes and the network; each node's engine
+#                                       # data volume stays, emptied of all but its images, so
+#                                       # the next run pulls nothing it already has
+#   testenv/swarm.sh purge              # down, and the volumes too
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,15 +61,27 @@ up() {
 
 down() {
   local n
-  for n in "${NODES[@]}"; do docker rm -f "slipway-swarm-$n" >/dev/null 2>&1 || true; done
-  for n in "${NODES[@]}"; do docker volume rm "slipway-swarm-$n" >/dev/null 2>&1 || true; done
+  for n in "${NODES[@]}"; do
+    # What the next run must not find: the swarm, its tasks, the database's volume, networks.
+    docker exec "slipway-swarm-$n" sh -c 'docker swarm leave --force >/dev/null 2>&1
+      ids=$(docker ps -aq); [ -z "$ids" ] || docker rm -f $ids >/dev/null
+      docker volume prune -af >/dev/null; docker network prune -f >/dev/null' 2>/dev/null || true
+    docker rm -f "slipway-swarm-$n" >/dev/null 2>&1 || true
+  done
   docker network rm "$NETWORK" >/dev/null 2>&1 || true
+}
+
+purge() {
+  local n
+  down
+  for n in "${NODES[@]}"; do docker volume rm "slipway-swarm-$n" >/dev/null 2>&1 || true; done
 }
 
 case "${1:-}" in
   up) up "${2:?registry port}" ;;
   down) down ;;
+  purge) purge ;;
   ip) node_ip "${2:?node name}" ;;
   gateway) gateway ;;
-  *) echo "usage: testenv/swarm.sh up REGISTRY_PORT | down | ip NODE | gateway" >&2; exit 2 ;;
+  *) echo "usage: testenv/swarm.sh up REGISTRY_PORT | down | purge | ip NODE | gateway" >&2; exit 2 ;;
 esac

@@ -68,10 +68,14 @@ export class TestRegistry {
   readonly dir = mkdtempSync(join(tmpdir(), "slipway-registry-"));
   private proc?: ResultPromise;
 
-  /** `listen`: where it listens (0.0.0.0 for the swarm's nodes, which reach it through their bridge). */
+  /**
+   * `listen`: where it listens (0.0.0.0 for the swarm's nodes, which reach it through their bridge).
+   * `storage`: a directory kept between runs, so a push of unchanged layers uploads nothing.
+   */
   constructor(
     readonly port: number,
     readonly listen = "127.0.0.1",
+    readonly storage?: string,
   ) {}
 
   get host(): string {
@@ -82,7 +86,7 @@ export class TestRegistry {
     const config = join(this.dir, "config.yml");
     writeFileSync(
       config,
-      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(this.dir, "data")}\nhttp:\n  addr: ${this.listen}:${this.port}\n`,
+      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${this.storage ?? join(this.dir, "data")}\nhttp:\n  addr: ${this.listen}:${this.port}\n`,
     );
     this.proc = execa("docker-registry", ["serve", config], { reject: false });
     for (let i = 0; i < 50; i++) {
