@@ -15,6 +15,7 @@ import { buildImages, Stack } from "../test/support/stack.js";
 import { DEPLOY_BUNDLE } from "../dagger/src/commands/ssh.js";
 import { repoRoot } from "../test/support/database.js";
 import { percentile, median, phaseSpan, renderSvg, type Phase, type Run } from "./report.js";
+import { steadyWindow } from "./steady.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CONCURRENCY = (process.env.BENCH_CONCURRENCY ?? "10,100").split(",").map(Number);
@@ -199,16 +200,7 @@ async function proxyDesigns(): Promise<SteadyRun[]> {
       for (const clients of CONCURRENCY) {
         for (let i = 0; i < RUNS; i++) {
           log(`proxy design "${design}", c=${clients} run ${i + 1}/${RUNS}`);
-          const load = startLoad({ baseUrl: stack.url, clients, maxSeconds: 60 });
-          await sleep(2_000);
-          const from = Date.now();
-          await sleep(10_000);
-          const { samples } = await load.stop();
-          const window = samples.filter((s) => s.at >= from && s.at <= from + 10_000);
-          results.push({
-            design, clients, rps: window.length / 10, p50: percentile(window, 50), p99: percentile(window, 99),
-            failed: window.filter((s) => s.status < 200 || s.status >= 300).length,
-          });
+          results.push({ design, clients, ...(await steadyWindow(stack.url, clients)) });
         }
       }
     } finally {

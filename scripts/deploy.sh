@@ -109,6 +109,7 @@ main() {
   current=$(env_get API_TAG)
   step "deploying $image (current: ${current:-none})"
   ensure_image "$image" "$no_pull"
+  pre_hook pre-deploy deploy "$tag" "${current:--}"
 
   if [[ -z "$(api_containers)" && -z "$(history_entries)" ]]; then
     first_release "$tag" "$timeout" "$current"
@@ -154,6 +155,7 @@ main() {
   fi
 
   finish_release deploy "$tag" "$current" "${MIGRATIONS_APPLIED:--}"
+  post_hook post-deploy deploy "$tag" "${current:--}" "${MIGRATIONS_APPLIED:--}"
   CLEAN_EXIT=1
   step "deployed $tag ($RELEASE_DIGEST) in $(elapsed); recorded in $HISTORY_FILE"
 }

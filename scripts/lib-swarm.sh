@@ -222,6 +222,7 @@ swarm_deploy() { # ref timeout skip_backup
   local tag=$1 timeout=$2 skip_backup=$3 current result status=0
   swarm_reconcile
   current=$(env_get API_TAG)
+  pre_hook pre-deploy deploy "$tag" "${current:--}"
   ensure_secret
   if [[ -z "$(service_image)" ]]; then
     step "first release of stack $(stack_name): starting every service with $tag"
@@ -248,6 +249,7 @@ swarm_deploy() { # ref timeout skip_backup
   result=$(swarm_release)
   env_set API_TAG "$result"
   finish_release deploy "$result" "${current:--}" "${MIGRATIONS_APPLIED:--}"
+  post_hook post-deploy deploy "$result" "${current:--}" "${MIGRATIONS_APPLIED:--}"
   CLEAN_EXIT=1
   step "deployed $result on $(api_service) in $(elapsed); recorded in $HISTORY_FILE"
 }
@@ -264,12 +266,14 @@ swarm_rollback() { # ref-or-empty timeout
   fi
   require_ref "$tag"
   ! same_release "$tag" "$current" || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
+  pre_hook pre-rollback rollback "$tag" "${current:--}"
   step "rolling back $(api_service) from ${current:-?} to $tag (no migrations: the schema stays)"
   swarm_roll "$tag" "$timeout" || status=$?
   ((status == 0)) || die "the rollback to $tag did not finish (Swarm $([[ $status == 1 ]] && echo "rolled it back" || echo "is still at it")); see scripts/status.sh"
   result=$(swarm_release)
   env_set API_TAG "$result"
   finish_release rollback "$result" "$current" -
+  post_hook post-rollback rollback "$result" "${current:--}"
   CLEAN_EXIT=1
   step "rolled back to $result in $(elapsed); recorded in $HISTORY_FILE"
 }
@@ -285,6 +289,7 @@ swarm_status() { # releases
   echo "service:  $(api_service) runs $(swarm_release)"
   update=$(service_update)
   echo "update:   ${update:-none yet}"
+  echo "hooks:    $(hooks_line)"
   echo "tasks:"
   docker service ps "$(api_service)" --filter desired-state=running --format '  {{.Name}} {{.Node}} {{.Image}} {{.CurrentState}}' 2>&1 || true
   echo "services:"

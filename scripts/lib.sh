@@ -108,7 +108,7 @@ env_set() { # KEY VALUE [KEY VALUE ...]
 }
 
 # What deploy ships and installs (the Dagger module's DEPLOY_BUNDLE); never .env or host state.
-BUNDLE_ENTRIES=(docker-compose.prod.yml docker-stack.yml .env.example RUNBOOK.md scripts proxy)
+BUNDLE_ENTRIES=(docker-compose.prod.yml docker-stack.yml .env.example RUNBOOK.md scripts proxy hooks)
 
 # Installs the bundle staged in DIR (relative to SLIPWAY_DIR) in place, file by file with rename,
 # so every file is whole, old or new; then drops the staging directory and any stale ones a cut-off
@@ -193,6 +193,50 @@ operator() {
 approver() {
   local who=${SLIPWAY_APPROVER:--}
   echo "${who//[^A-Za-z0-9@._-]/_}"
+}
+
+# --- hooks: the project's own executables in hooks/, run around a release -----------------
+# pre-deploy, post-deploy, pre-rollback, post-rollback, post-guard-rollback. Each gets the
+# release in SLIPWAY_* environment variables (values only: nothing of them is ever spliced into
+# a command line) and HOOK_TIMEOUT seconds (default 60), after which it is killed.
+HOOKS_LOG=${SLIPWAY_HOOKS_LOG:-$SLIPWAY_DIR/hooks.log}
+
+# Runs hooks/NAME if it is there and executable; returns its exit status (124: killed at the
+# limit), 0 when there is none. A pre-* hook's failure is the caller's to act on; a post-* one
+# is logged, recorded in HOOKS_LOG for status.sh, and never undoes a release.
+run_hook() { # name command ref previous_ref migrations
+  local name=$1 file="$SLIPWAY_DIR/hooks/$1" limit status=0
+  [[ -f "$file" && -x "$file" ]] || return 0
+  limit=$(env_number HOOK_TIMEOUT 60)
+  step "hook $name (at most ${limit%.*}s)"
+  (cd "$SLIPWAY_DIR" && env "SLIPWAY_COMMAND=$2" "SLIPWAY_HOOK=$name" "SLIPWAY_ENVIRONMENT=$(env_get SLIPWAY_ENVIRONMENT)" \
+    "SLIPWAY_TAG=$(ref_tag "$3")" "SLIPWAY_DIGEST=$(release_digest "$3")" \
+    "SLIPWAY_PREVIOUS_TAG=$([[ -z "${4:-}" || "$4" == - ]] || ref_tag "$4")" \
+    "SLIPWAY_PREVIOUS_DIGEST=$([[ -z "${4:-}" || "$4" == - ]] || release_digest "$4")" \
+    "SLIPWAY_OPERATOR=$(operator)" "SLIPWAY_MIGRATIONS=${5:--}" "SLIPWAY_DIR=$SLIPWAY_DIR" \
+    timeout --kill-after=5 "${limit%.*}" "$file" </dev/null >&2) || status=$?
+  ((status == 0)) && return 0
+  HOOK_FAILURE="hooks/$name $( ((status == 124 || status == 137)) && echo "was killed after ${limit%.*}s (HOOK_TIMEOUT)" || echo "exited $status")"
+  if [[ "$name" == post-* ]]; then
+    log "warning: $HOOK_FAILURE; the release stands (a post-* hook never undoes one)"
+    { shared_file "$HOOKS_LOG" && printf '%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$HOOK_FAILURE" "$(ref_tag "$3")" >>"$HOOKS_LOG"; } 2>/dev/null \
+      || log "warning: could not record it in $HOOKS_LOG"
+  fi
+  return "$status"
+}
+# A pre-* hook that fails stops the command before anything has changed.
+pre_hook() { # name command ref previous_ref
+  run_hook "$@" || die "$HOOK_FAILURE, so nothing was changed; fix hooks/$1 (or remove it) and run the command again"
+}
+post_hook() { run_hook "$@" || true; }
+# status.sh's hooks: line.
+hooks_line() {
+  local installed
+  installed=$(find "$SLIPWAY_DIR/hooks" -maxdepth 1 -type f -perm -u+x ! -name '*.example' -printf '%f ' 2>/dev/null || true)
+  installed=${installed% }
+  printf '%s' "${installed:-none installed}"
+  [[ ! -s "$HOOKS_LOG" ]] || printf '; LAST FAILURE: %s' "$(tail -n 1 "$HOOKS_LOG" | tr '\t' ' ')"
+  echo
 }
 
 # --- the release history: append-only, tab-separated -------------------------------
@@ -516,8 +560,10 @@ slot_summary() { # slot
 # read per time window. /health traffic (probes, the roll's own checks) does not count.
 now_precise() { date +%s.%N; }
 
-# "requests 5xx p99" of the requests the proxy sent to SLOT between two instants (unix seconds);
-# the slot a request went to is the last address nginx tried. Prints "0 0 0" with no request.
+# "requests 5xx p99 p50 p95" (seconds) of the requests the proxy sent to SLOT between two
+# instants (unix seconds, or what `docker logs --since` takes); the slot a request went to is the
+# last address nginx tried. Prints "0 0 0 0 0" with no request. The one parser of the proxy's
+# log: the guard and status.sh --kpi read it.
 proxy_figures() { # slot since until
   docker logs --since "$2" --until "$3" "$(proxy_container)" 2>/dev/null | awk -v sock="/api-$1.sock" '
     /^\{/ && index($0, "\"uri\":\"/health") == 0 && match($0, /"upstream":"[^"]*"/) {
@@ -527,7 +573,8 @@ proxy_figures() { # slot since until
       match($0, /"duration":[0-9.]+/); print status, substr($0, RSTART + 11, RLENGTH - 11)
     }' | sort -k2,2n | awk '
     { rt[NR] = $2; if ($1 + 0 >= 500) bad++ }
-    END { if (NR == 0) { print "0 0 0"; exit } i = int(NR * 0.99 + 0.999999); print NR, bad + 0, rt[i] }'
+    function rank(p) { return rt[int(NR * p + 0.999999)] }
+    END { if (NR == 0) { print "0 0 0 0 0"; exit } print NR, bad + 0, rank(0.99), rank(0.50), rank(0.95) }'
 }
 
 # A numeric setting from .env (the guard's, the migration retries), or its default; refuses
@@ -562,7 +609,7 @@ guard_window() { # slot seconds switched_at baseline_p99
     now=$(now_precise)
     # Without the proxy's log (another logging driver), nothing can be judged: say so, keep the release.
     fig=$(proxy_figures "$slot" "$from" "$now") || { log "guard: cannot read the proxy's access log (docker logs); passing unjudged"; return 0; }
-    read -r count errors p99 <<<"$fig"
+    read -r count errors p99 _ <<<"$fig"
     total=$((total + count)) total_errors=$((total_errors + errors))
     verdict=$(awk -v n="$count" -v e="$errors" -v p="$p99" -v m="$max5xx" -v l="$limit" -v min="$min_sample" 'BEGIN {
       r = n ? 100 * e / n : 0
@@ -605,6 +652,7 @@ guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_
   docker rm -f "$new" >/dev/null
   record_release guard-rollback "$prev_tag" "$tag" - "$1" \
     || log "warning: could not record the guard-rollback in $HISTORY_FILE"
+  post_hook post-guard-rollback guard-rollback "$prev_tag" "$tag"
   die "rolled back automatically: $1; $prev_tag serves again and $name was removed"
 }
 

@@ -71,6 +71,7 @@ main() {
   ! same_release "$tag" "$current" || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
 
   image="$(api_image):$tag"
+  pre_hook pre-rollback rollback "$tag" "${current:--}"
   step "rolling back from ${current:-?} to $image"
   if [[ -n "$(kept_container "$tag")" ]]; then
     : # roll_to switches back to the container the last roll kept
@@ -81,6 +82,7 @@ main() {
   fi
   roll_to "$tag" "$timeout"
   finish_release rollback "$tag" "$current" -
+  post_hook post-rollback rollback "$tag" "${current:--}"
   CLEAN_EXIT=1
   step "rolled back to $tag ($RELEASE_DIGEST) in $(elapsed)"
 }

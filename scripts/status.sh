@@ -8,11 +8,50 @@ source "$here/lib.sh"
 usage() {
   cat <<'USAGE'
 Usage: scripts/status.sh [--releases N] [--target compose|swarm]
+       scripts/status.sh --kpi [--since 15m]
 
 Prints what on-call needs first: the release in .env, the containers and their health,
 /health as the proxy serves it, the deploy lock, any drift an interrupted operation left
 (and the one command that repairs it), and the last N releases (default 5).
+
+With --kpi: what users got from each release slot since --since (a duration such as 15m,
+2h, 90s, or a unix time; default 15m), from the proxy's own access log (/health excluded):
+requests, error rate (5xx), p50/p95/p99 and availability, against the targets in .env
+(KPI_P99_SECONDS 1, KPI_MAX_ERROR_PERCENT 0.1, KPI_MIN_AVAILABILITY_PERCENT 99.9), naming
+each target missed.
 USAGE
+}
+
+# One line per slot: the proxy_figures of what it served since SINCE, judged against the targets.
+kpi() { # since
+  local since=$1 until active slot tag id role n bad p99 p50 p95 p99max errmax availmin
+  until=$(now_precise)
+  active=$(active_slot)
+  p99max=$(env_number KPI_P99_SECONDS 1)
+  errmax=$(env_number KPI_MAX_ERROR_PERCENT 0.1)
+  availmin=$(env_number KPI_MIN_AVAILABILITY_PERCENT 99.9)
+  echo "KPI since $since (the proxy's access log, /health excluded); targets: p99 < ${p99max} s, error rate < ${errmax} %, availability > ${availmin} %"
+  for slot in a b; do
+    read -r n bad p99 p50 p95 < <(proxy_figures "$slot" "$since" "$until") \
+      || die "cannot read the proxy's access log (docker logs of the proxy container)"
+    # The release the slot's container runs; once it is gone, the one .env last put there.
+    id=$(slot_containers "$slot" | head -n 1)
+    if [[ -n "$id" ]]; then tag=$(container_ref "$id"); else tag="$(env_get "API_${slot^^}_TAG"), gone"; fi
+    role=$([[ "$slot" == "$active" ]] && echo serving || echo idle)
+    if ((n == 0)); then
+      echo "slot $slot (api:${tag:-?}, $role): no requests"
+      continue
+    fi
+    awk -v s="$slot" -v t="${tag:-?}" -v r="$role" -v n="$n" -v e="$bad" -v p50="$p50" -v p95="$p95" -v p99="$p99" \
+      -v p99max="$p99max" -v errmax="$errmax" -v availmin="$availmin" 'BEGIN {
+        rate = 100 * e / n; avail = 100 - rate; missed = ""
+        if (p99 >= p99max) missed = missed sprintf("; p99 %.3f s >= %s s", p99, p99max)
+        if (rate >= errmax && e > 0) missed = missed sprintf("; error rate %.2f %% >= %s %%", rate, errmax)
+        if (avail <= availmin && e > 0) missed = missed sprintf("; availability %.2f %% <= %s %%", avail, availmin)
+        printf "slot %s (api:%s, %s): %d requests, %d errors (%.2f %%), p50 %.3f s, p95 %.3f s, p99 %.3f s, availability %.2f %%: %s\n",
+          s, t, r, n, e, rate, p50, p95, p99, avail, missed == "" ? "meets every target" : "MISSED" substr(missed, 2)
+      }'
+  done
 }
 
 # Prints one line per way the host differs from one consistent release; nothing when it is.
@@ -62,12 +101,14 @@ kept_line() { # previous_release kept_container
 }
 
 main() {
-  local n=5 holder target=""
+  local n=5 holder target="" kpi_since=""
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
       --releases) (($# >= 2)) || die "--releases needs a number"; n=$2; shift ;;
       --target) (($# >= 2)) || die "--target needs compose or swarm"; target=$2; shift ;;
+      --kpi) kpi_since=${kpi_since:-15m} ;;
+      --since) (($# >= 2)) || die "--since needs a duration (15m, 2h, 90s) or a unix time"; kpi_since=$2; shift ;;
       *) die "unknown argument '$1'; see --help" ;;
     esac
     shift
@@ -79,10 +120,17 @@ main() {
     # shellcheck source=scripts/lib-swarm.sh
     source "$here/lib-swarm.sh"
     require_manager
+    [[ -z "$kpi_since" ]] || die "--kpi reads the single-host proxy's log; on a Swarm each node's proxy logs its own requests: docker service logs $(stack_name)_proxy"
     swarm_status "$n"
     return
   fi
   require_project
+  if [[ -n "$kpi_since" ]]; then
+    [[ "$kpi_since" =~ ^[0-9]{1,6}[smh]$ || "$kpi_since" =~ ^[0-9]{9,11}(\.[0-9]+)?$ ]] \
+      || die "invalid --since '$kpi_since': use a duration such as 15m, 2h or 90s, or a unix time"
+    kpi "$kpi_since"
+    return
+  fi
   echo "release:   $(api_image):$(env_get API_TAG)"
   local slot
   slot=$(active_slot)
@@ -95,6 +143,7 @@ main() {
   previous=$(previous_release "$(env_get API_TAG)")
   kept=$([[ -z "$previous" ]] || kept_container "$previous")
   echo "kept:      $(kept_line "$previous" "$kept")"
+  echo "hooks:     $(hooks_line)"
   if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
     holder=$(cat "$LOCK_FILE")
     echo "lock:      held ($holder)"

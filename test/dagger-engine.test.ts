@@ -30,7 +30,7 @@ else if (hostSkip) process.stderr.write(`[dagger-engine] SKIPPED, deploy/rollbac
 const engine = found as DaggerEngine;
 
 const work = mkdtempSync(join(tmpdir(), "slipway-engine-"));
-const FUNCTIONS = ["backup", "build", "ci", "deploy", "lint", "publish", "rollback", "scan", "scan-reports", "status", "test"];
+const FUNCTIONS = ["backup", "build", "ci", "deploy", "kpi", "lint", "publish", "rollback", "scan", "scan-reports", "status", "test"];
 
 /** A copy of the repo committed as a fixture, with `change` applied: what a bad commit looks like. */
 async function fixtureCommit(name: string, change: (dir: string) => void): Promise<string> {
@@ -248,6 +248,12 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       const status1 = await call("status");
       expect(status1.exitCode, status1.all).toBe(0);
       expect(status1.stdout).toMatch(/release: .*slipway\/api:v3/);
+      // The guard's bad release above failed its writes: the KPI view names the target it missed.
+      const kpi = await call("kpi", "--since=10m");
+      expect(kpi.exitCode, kpi.all).toBe(0);
+      expect(kpi.stdout).toMatch(/^KPI since 10m/m);
+      expect(kpi.stdout).toMatch(/^slot [ab] \(api:v3, serving\): \d+ requests/m);
+      expect(kpi.stdout).toMatch(/^slot [ab] \(api:brokenwrites, gone, idle\): \d+ requests, [1-9]\d* errors .*MISSED error rate/m);
 
       const first = await call("rollback");
       expect(first.exitCode, first.all).toBe(0);

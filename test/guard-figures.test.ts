@@ -29,7 +29,7 @@ async function figures(slot: "a" | "b", lines: string[]): Promise<string> {
 }
 
 describe("the guard's figures from the proxy's access log", () => {
-  it("count only the slot's requests (the last upstream tried), never /health, with the 5xx count and the p99", async () => {
+  it("count only the slot's requests (the last upstream tried), never /health, with the 5xx count, the p99, p50 and p95", async () => {
     const lines = [
       ...Array.from({ length: 98 }, (_, i) => line("/api/items", 201, 0.01 + i / 10000, B)),
       line("/api/items", 500, 0.02, B),
@@ -40,13 +40,13 @@ describe("the guard's figures from the proxy's access log", () => {
       line("/api/items", 500, 9, A),
     ];
     // Nearest rank: the 99th of 100 durations; the one 2.5 s request is the 100th.
-    expect(await figures("b", lines)).toBe("100 2 0.020");
-    expect(await figures("b", [...lines, line("/api/items", 201, 3, B)])).toBe("101 2 2.500");
-    expect(await figures("a", lines)).toBe("2 2 9.000");
+    expect(await figures("b", lines)).toBe("100 2 0.020 0.015 0.019");
+    expect(await figures("b", [...lines, line("/api/items", 201, 3, B)])).toBe("101 2 2.500 0.015 0.019");
+    expect(await figures("a", lines)).toBe("2 2 9.000 9.000 9.000");
   });
 
   it("print zeros when the slot had no request", async () => {
-    expect(await figures("a", [line("/api/items", 201, 0.01, B)])).toBe("0 0 0");
+    expect(await figures("a", [line("/api/items", 201, 0.01, B)])).toBe("0 0 0 0 0");
   });
 
   it("read the format the proxy really writes", () => {

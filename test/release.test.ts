@@ -2,7 +2,9 @@
  * The production stack's acceptance list, in order, on a real Docker engine: the real
  * Dockerfile, docker-compose.prod.yml and host scripts, unchanged.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import { execa } from "execa";
@@ -355,5 +357,129 @@ describe.sequential("production stack", () => {
       expect(result.all).toMatch(/failed and was rolled back; the database is unchanged/);
       expect(await countItems(stack)).toBe(rows);
     });
+  });
+
+  describe.sequential("6. hooks (hooks/ in the deployment directory)", () => {
+    const serving = async () => (await getJson(`${stack.url}/health`)).body.version as string;
+    const other = (v: string) => (v === "v1" ? "v2" : "v1");
+    /** Appends LINES to .env; returns a remover of exactly those lines (a deploy rewrites others meanwhile). */
+    const envLines = (...lines: string[]) => {
+      writeFileSync(join(stack.dir, ".env"), `${stack.read(".env")}${lines.map((l) => `${l}\n`).join("")}`, { mode: 0o600 });
+      return () => writeFileSync(join(stack.dir, ".env"), stack.read(".env").split("\n").filter((l) => !lines.includes(l)).join("\n"), { mode: 0o600 });
+    };
+    /** Installs hooks/NAME with BODY (a shell script); returns a remover. */
+    const hook = (name: string, body: string) => {
+      mkdirSync(join(stack.dir, "hooks"), { recursive: true });
+      const file = join(stack.dir, "hooks", name);
+      writeFileSync(file, `#!/bin/sh\n${body}\n`);
+      chmodSync(file, 0o755);
+      return () => rmSync(file, { force: true });
+    };
+
+    it("a pre-deploy hook that exits 1 stops the deploy with nothing changed; a malformed tag never reaches a hook", async () => {
+      const marker = join(stack.dir, "pre-deploy.ran");
+      const remove = hook("pre-deploy", `touch "${marker}"; exit 1`);
+      try {
+        const env = stack.read(".env");
+        const history = stack.read("releases.log");
+        const before = await serving();
+        const bad = await stack.script("deploy", ["--no-pull", "v1;touch /tmp/x"]);
+        expect(bad.exitCode).not.toBe(0);
+        expect(existsSync(marker)).toBe(false);
+        const { result, load } = await underLoad(stack, () => stack.script("deploy", ["--no-pull", "--skip-backup", other(before)]));
+        expect(result.exitCode).toBe(1);
+        expect(result.all).toMatch(/ERROR: hooks\/pre-deploy exited 1, so nothing was changed; fix hooks\/pre-deploy/);
+        expect(result.all).not.toMatch(/starting api:|is kept in slot|pre-deploy backup/);
+        expect(existsSync(marker)).toBe(true);
+        expect(load.failed, describeFailures(load)).toEqual([]);
+        expect(await serving()).toBe(before);
+        expect(stack.read(".env")).toBe(env);
+        expect(stack.read("releases.log")).toBe(history);
+      } finally {
+        remove();
+        rmSync(marker, { force: true });
+      }
+    });
+
+    it("post-rollback gets the release in SLIPWAY_* variables, and the shipped CDN example purges with its token kept out of the log", async () => {
+      const requests: { method?: string; auth?: string; body: string }[] = [];
+      const server = createServer((req, res) => {
+        let body = "";
+        req.on("data", (c: Buffer) => (body += c.toString()));
+        req.on("end", () => {
+          requests.push({ method: req.method, auth: req.headers.authorization, body });
+          res.end("ok");
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      const port = (server.address() as AddressInfo).port;
+      const seen = join(stack.dir, "hook.env");
+      const dropEnv = envLines(`CDN_PURGE_URL=http://127.0.0.1:${port}/purge`, "CDN_PURGE_TOKEN=cdn-secret-123");
+      const remove = hook("post-rollback", `env | grep '^SLIPWAY_' | sort >"${seen}"\nexec ./hooks/post-rollback.example`);
+      try {
+        const from = await serving();
+        const to = other(from);
+        expect((await stack.script("deploy", ["--no-pull", "--skip-backup", to])).exitCode).toBe(0);
+        const rollback = await stack.script("rollback", ["--no-pull"], { SLIPWAY_OPERATOR: "oncall" });
+        expect(rollback.exitCode, rollback.all).toBe(0);
+        const vars = Object.fromEntries(readFileSync(seen, "utf8").trim().split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+        expect(vars).toMatchObject({
+          SLIPWAY_COMMAND: "rollback", SLIPWAY_HOOK: "post-rollback", SLIPWAY_TAG: from, SLIPWAY_PREVIOUS_TAG: to,
+          SLIPWAY_OPERATOR: "oncall", SLIPWAY_MIGRATIONS: "-", SLIPWAY_DIR: stack.dir,
+        });
+        expect(requests).toHaveLength(1);
+        expect(requests[0]).toMatchObject({ method: "POST", auth: "Bearer cdn-secret-123" });
+        expect(JSON.parse(requests[0]!.body)).toEqual({ reason: "rollback", tag: from, previous: to });
+        expect(rollback.all).toMatch(/post-rollback: purged the CDN/);
+        expect(rollback.all).not.toContain("cdn-secret-123");
+      } finally {
+        remove();
+        dropEnv();
+        server.close();
+      }
+    });
+
+    it("a post-deploy hook that hangs is killed at HOOK_TIMEOUT, logged and shown by status.sh; the release stands", async () => {
+      const dropEnv = envLines("HOOK_TIMEOUT=2");
+      const remove = hook("post-deploy", "sleep 120");
+      try {
+        const to = other(await serving());
+        const started = Date.now();
+        const result = await stack.script("deploy", ["--no-pull", "--skip-backup", to]);
+        expect(result.exitCode, result.all).toBe(0);
+        expect(Date.now() - started).toBeLessThan(60_000);
+        expect(result.all).toMatch(/warning: hooks\/post-deploy was killed after 2s \(HOOK_TIMEOUT\); the release stands/);
+        expect(await serving()).toBe(to);
+        const status = await stack.script("status");
+        expect(status.stdout).toMatch(new RegExp(`hooks: +post-deploy; LAST FAILURE: \\S+ hooks/post-deploy was killed after 2s \\(HOOK_TIMEOUT\\) ${to}`));
+      } finally {
+        remove();
+        dropEnv();
+        rmSync(join(stack.dir, "hooks.log"), { force: true });
+      }
+    });
+  });
+
+  it("7. status.sh --kpi: each slot's figures from the proxy's log match what the load generator saw, and the missed targets are named", async () => {
+    const from = (await getJson(`${stack.url}/health`)).body.version as string;
+    const since = (Date.now() / 1000).toFixed(3);
+    const writes = async () => (await underLoad(stack, () => sleep(4_000))).load.samples.filter((s) => s.kind === "write");
+    const good = await writes();
+    const deploy = await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "brokenwrites"]);
+    expect(deploy.exitCode, deploy.all).toBe(0);
+    const bad = await writes();
+    const kpi = await stack.script("status", ["--kpi", "--since", since]);
+    expect(kpi.exitCode, kpi.all).toBe(0);
+    const okWrites = good.filter((s) => s.status === 201).length;
+    expect(okWrites).toBe(good.length);
+    expect(bad.length).toBeGreaterThan(10);
+    expect(bad.every((s) => s.status === 500)).toBe(true);
+    expect(kpi.stdout).toMatch(new RegExp(`^slot [ab] \\(api:${from}, idle\\): ${good.length} requests, 0 errors \\(0\\.00 %\\), p50 [0-9.]+ s, p95 [0-9.]+ s, p99 [0-9.]+ s, availability 100\\.00 %: meets every target$`, "m"));
+    expect(kpi.stdout).toMatch(new RegExp(`^slot [ab] \\(api:brokenwrites, serving\\): ${bad.length} requests, ${bad.length} errors \\(100\\.00 %\\), .*availability 0\\.00 %: MISSED error rate 100\\.00 % >= 0\\.1 %; availability 0\\.00 % <= 99\\.9 %$`, "m"));
+    const back = await stack.script("rollback", ["--no-pull", from]);
+    expect(back.exitCode, back.all).toBe(0);
+    const refused = await stack.script("status", ["--kpi", "--since", "yesterday"]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.all).toMatch(/invalid --since 'yesterday': use a duration such as 15m/);
   });
 });

@@ -7,97 +7,40 @@
  * rollback to the recorded digest, a never-healthy image (which Swarm rolls back by itself) and a
  * drained worker.
  */
-import { randomBytes, randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEPLOY_BUNDLE, remoteScriptCommand, shipArgv, sshArgv, type ScriptCall, type SshTarget, stagingDir } from "../dagger/src/commands/ssh.js";
-import { repoRoot } from "./support/database.js";
+import { DEPLOY_BUNDLE, sshArgv } from "../dagger/src/commands/ssh.js";
 import { describeFailures, report, runUnderLoad } from "./support/load.js";
-import { TestRegistry } from "./support/sshd.js";
-import { buildImages, getJson, API_IMAGE } from "./support/stack.js";
-import { TestSwarm } from "./support/swarm.js";
+import { run, SwarmDeployment } from "./support/swarm.js";
 
 const CLIENTS = 8;
 const REPLICAS = 2;
-const DIR = "/opt/slipway";
-const compose = readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8");
-/** The compose file's default for VAR, the same pin the stack file uses. */
-const pinned = (variable: string) => new RegExp(`\\$\\{${variable}:-([^}]+)\\}`).exec(compose)![1]!;
-
-async function run(argv: string[]) {
-  const [cmd, ...args] = argv;
-  const r = await execa(cmd!, args, { reject: false, all: true });
-  return { exitCode: r.exitCode ?? -1, all: String(r.all) };
-}
+const DIR = SwarmDeployment.DIR;
 
 describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager", () => {
   // Kept between runs (test scaffolding): the next run's pushes upload only what changed.
-  const registry = new TestRegistry(5003, "0.0.0.0", join(homedir(), ".cache/slipway-testenv/swarm-registry"));
-  const swarm = new TestSwarm(registry.port);
-  const password = randomBytes(16).toString("hex");
-  let url = "";
-  let target: SshTarget;
-
-  const onManager = (command: string, input?: string) => execa("docker", ["exec", ...(input !== undefined ? ["-i"] : []), "slipway-swarm-node1", "sh", "-c", command], { input });
-  const managerFile = async (file: string) => (await onManager(`cat ${DIR}/${file}`)).stdout;
-  const remote = (call: Omit<ScriptCall, "dir">) => run(sshArgv(target, remoteScriptCommand({ dir: DIR, ...call })));
-  /** What `dagger call deploy` runs: stage the bundle over SSH, then the staged deploy.sh, which installs it. */
-  async function daggerDeploy(tag: string) {
-    const bundle = stagingDir(randomUUID());
-    const ship = await run(shipArgv(target, repoRoot, DIR, bundle));
-    if (ship.exitCode !== 0) return ship;
-    return remote({ script: "deploy", tag, bundle, args: ["--timeout", "90"], operator: "swarm-test" });
-  }
-  const version = async () => (await getJson(`${url}/health`)).body?.version;
+  // Swarm rolls back a never-healthy release API_START_PERIOD plus 15 s after it starts: less waiting here.
+  const slipway = new SwarmDeployment({ API_REPLICAS: String(REPLICAS), API_START_PERIOD: "10s" });
+  const { swarm } = slipway;
+  const url = () => slipway.url;
+  const onManager = (command: string, input?: string) => slipway.onManager(command, input);
+  const managerFile = (file: string) => slipway.managerFile(file);
+  const remote = (call: Parameters<SwarmDeployment["remote"]>[0]) => slipway.remote(call);
+  const daggerDeploy = (tag: string) => slipway.deploy(tag);
+  const version = () => slipway.version();
   const lastRecord = async () => (await managerFile("releases.log")).trimEnd().split("\n").at(-1)!.split("\t");
   const envTag = async () => /^API_TAG=(.*)$/m.exec(await managerFile(".env"))?.[1];
 
   beforeAll(async () => {
-    await buildImages();
-    await execa("docker", ["build", "-q", "--build-arg", `NGINX_IMAGE=${pinned("NGINX_IMAGE")}`, "-t", `slipway/proxy:${pinned("PROXY_TAG")}`, "proxy"], { cwd: repoRoot });
-    await registry.start();
-    const images = [
-      [`${API_IMAGE}:v1`, "slipway/api:v1"],
-      [`${API_IMAGE}:v2`, "slipway/api:v2"],
-      [`${API_IMAGE}:unhealthy`, "slipway/api:unhealthy"],
-      [`slipway/proxy:${pinned("PROXY_TAG")}`, `slipway/proxy:${pinned("PROXY_TAG")}`],
-      [pinned("POSTGRES_IMAGE"), pinned("POSTGRES_IMAGE")],
-    ] as const;
-    await Promise.all([swarm.up(), ...images.map(([image, repoTag]) => registry.push(image, repoTag))]);
-    url = `http://${swarm.ips.node2}:8000`;
-    target = await swarm.managerSsh();
-    // The operator's .env on the manager; shipping never writes it. The password becomes a Swarm secret.
-    const env = [
-      "SLIPWAY_TARGET=swarm",
-      `API_IMAGE=${swarm.registry}/slipway/api`,
-      `API_REPLICAS=${REPLICAS}`,
-      // Swarm rolls back a never-healthy release this plus 15 s after it starts: less waiting here.
-      "API_START_PERIOD=10s",
-      `PROXY_IMAGE=${swarm.registry}/slipway/proxy`,
-      `POSTGRES_IMAGE=${swarm.registry}/${pinned("POSTGRES_IMAGE")}`,
-      "HTTP_PORT=8000",
-      `POSTGRES_PASSWORD=${password}`,
-      "",
-    ].join("\n");
-    await onManager(`mkdir -p ${DIR} && umask 077 && cat >${DIR}/.env`, env);
-    const first = await daggerDeploy("v1");
+    const first = await slipway.start();
     expect(first.exitCode, first.all).toBe(0);
     expect(first.all).toMatch(/first release of stack slipway/);
     expect(first.all).toMatch(/creating the Swarm secret slipway_postgres_password/);
-    expect(first.all).not.toContain(password);
-    for (let i = 0; i < 120 && (await version().catch(() => undefined)) !== "v1"; i++) await new Promise((r) => setTimeout(r, 1000));
+    expect(first.all).not.toContain(slipway.password);
     expect(await version()).toBe("v1");
   });
 
-  afterAll(async () => {
-    // SLIPWAY_KEEP_SWARM=1 leaves the nodes up to look at (testenv/swarm.sh down removes them).
-    if (process.env.SLIPWAY_KEEP_SWARM === "1") return;
-    await swarm.down();
-    await registry.stop();
-  });
+  afterAll(() => slipway.stop());
 
   it("the API runs 2 replicas on different nodes, the database on the labelled node", async () => {
     const ps = await swarm.docker("node1", ["service", "ps", "slipway_api", "slipway_db", "--filter", "desired-state=running", "--format", "{{.Name}} {{.Node}}"]);
@@ -107,7 +50,7 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
   });
 
   it("deploy.sh v2 over SSH rolls the replicas under reads and writes through another node's proxy, fails no request, and records v2 by digest", async () => {
-    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, () => daggerDeploy("v2"));
+    const { result, load } = await runUnderLoad({ baseUrl: url(), clients: CLIENTS, maxSeconds: 300 }, () => daggerDeploy("v2"));
     report("swarm: deploy.sh v1->v2", load);
     expect(result.exitCode, result.all).toBe(0);
     expect(result.all).toMatch(/pre-deploy backup/);
@@ -131,7 +74,7 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
 
   it("rollback.sh over SSH re-deploys the previous release's digest with no failed request", async () => {
     const v1 = (await managerFile("releases.log")).split("\n").find((l) => l.split("\t")[2] === "v1")!.split("\t")[3]!;
-    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, () => remote({ script: "rollback", args: ["--timeout", "90"] }));
+    const { result, load } = await runUnderLoad({ baseUrl: url(), clients: CLIENTS, maxSeconds: 300 }, () => remote({ script: "rollback", args: ["--timeout", "90"] }));
     report("swarm: rollback.sh v2->v1", load);
     expect(result.exitCode, result.all).toBe(0);
     expect(load.failed, describeFailures(load)).toEqual([]);
@@ -149,7 +92,7 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
   it("deploy.sh of an image that never turns healthy: Swarm rolls it back, no request fails, and the call fails with .env and the history unchanged", async () => {
     const env = await envTag();
     const history = await managerFile("releases.log");
-    const { result, load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 400 }, () => daggerDeploy("unhealthy"));
+    const { result, load } = await runUnderLoad({ baseUrl: url(), clients: CLIENTS, maxSeconds: 400 }, () => daggerDeploy("unhealthy"));
     report("swarm: never-healthy deploy, rolled back by Swarm", load);
     expect(result.exitCode).not.toBe(0);
     expect(result.all).toMatch(/ERROR: Swarm rolled api back to v1@sha256:[0-9a-f]{64}: unhealthy never turned healthy/);
@@ -173,8 +116,8 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
 
   it("a deploy killed right after `docker stack deploy`: Swarm finishes the update, status.sh names the drift, repair.sh records it, no request fails", async () => {
     const v1 = await envTag();
-    const { load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, async () => {
-      const [cmd, ...args] = sshArgv(target, remoteScriptCommand({ dir: DIR, script: "deploy", tag: "v2", args: ["--skip-backup", "--timeout", "90"] }));
+    const { load } = await runUnderLoad({ baseUrl: url(), clients: CLIENTS, maxSeconds: 300 }, async () => {
+      const [cmd, ...args] = slipway.scriptArgv({ script: "deploy", tag: "v2", args: ["--skip-backup", "--timeout", "90"] });
       const call = execa(cmd!, args, { reject: false, all: true });
       await new Promise<void>((resolve) => {
         call.all?.on("data", (chunk: Buffer) => {
@@ -195,7 +138,7 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
     expect(drift.all).toMatch(/drift: an operation was interrupted before it finished: .*op=deploy:v2/);
     expect(drift.all).toMatch(/drift: \.env names v1@sha256:\S+ but the service runs v2@sha256:/);
     // What on-call runs by hand (RUNBOOK.md): repair.sh on the manager.
-    const repair = await run(sshArgv(target, `cd ${DIR} && ./scripts/repair.sh`));
+    const repair = await run(sshArgv(slipway.target, `cd ${DIR} && ./scripts/repair.sh`));
     expect(repair.exitCode, repair.all).toBe(0);
     expect(repair.all).toMatch(/recording the deploy of v2@sha256:[0-9a-f]{64} that was interrupted before its record/);
     expect((await lastRecord()).slice(1, 3)).toEqual(["deploy", "v2"]);
@@ -205,7 +148,7 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
   });
 
   it("draining a worker moves its tasks with no failed request", async () => {
-    const { load } = await runUnderLoad({ baseUrl: url, clients: CLIENTS, maxSeconds: 300 }, async () => {
+    const { load } = await runUnderLoad({ baseUrl: url(), clients: CLIENTS, maxSeconds: 300 }, async () => {
       await swarm.docker("node1", ["node", "update", "--availability", "drain", "node3"]);
       // Not `2/2` (it shows that while the old task still drains): no task container left on node3.
       for (let i = 0; i < 120; i++) {

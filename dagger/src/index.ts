@@ -11,7 +11,7 @@ import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUr
 import { failureSummary, postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
 import { pinnedReference, releaseRef } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
-import { DEPLOY_BUNDLE, deployArgs, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
+import { DEPLOY_BUNDLE, deployArgs, kpiArgs, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
 import {
   dbWindow,
   gateReport,
@@ -374,6 +374,16 @@ export class Slipway {
   @func({ cache: "never" })
   async status(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
     return this.runHostScript(sshImage, sshKey, knownHosts, this.target(host, user, port), { dir, script: "status" });
+  }
+
+  /**
+   * What users got from each release slot since `since` (15m, 2h, 90s): requests, error rate,
+   * p50/p95/p99 and availability from the proxy's own log, against the targets
+   * (`scripts/status.sh --kpi`).
+   */
+  @func({ cache: "never" })
+  async kpi(host: string, user: string, sshKey: Secret, knownHosts: Secret, since = "15m", dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
+    return this.runHostScript(sshImage, sshKey, knownHosts, this.target(host, user, port), { dir, script: "status", args: kpiArgs(since) });
   }
 
   // --- composition helpers (not exposed as functions) ---------------------------------

@@ -46,7 +46,7 @@ beforeAll(async () => {
 
 describe("the Dagger module as the engine sees it", () => {
   it("exposes exactly the pipeline's functions, each documented", () => {
-    expect(Object.keys(fns).sort()).toEqual(["backup", "build", "ci", "deploy", "lint", "migrationPlan", "publish", "rollback", "scan", "scanReports", "smoke", "status", "test"]);
+    expect(Object.keys(fns).sort()).toEqual(["backup", "build", "ci", "deploy", "kpi", "lint", "migrationPlan", "publish", "rollback", "scan", "scanReports", "smoke", "status", "test"]);
     for (const [name, fn] of Object.entries(fns)) expect(fn.description.length, name).toBeGreaterThan(20);
     expect(objectDescription).toMatch(/release pipeline/);
   });
@@ -125,7 +125,7 @@ describe("what the engine caches and what `dagger check` runs", () => {
   it("every function that reaches a host or a registry opts out of the function cache", () => {
     const reaching = [...methodsReachingOut(join(src, "index.ts"))].filter((name) => name in fns).sort();
     // The detector itself must see the side effects we know of, or this test could not fail.
-    expect(reaching).toEqual(expect.arrayContaining(["backup", "ci", "deploy", "publish", "rollback", "scan", "scanReports", "smoke", "status"]));
+    expect(reaching).toEqual(expect.arrayContaining(["backup", "ci", "deploy", "kpi", "publish", "rollback", "scan", "scanReports", "smoke", "status"]));
     const cached = reaching.filter((name) => policies[name]!.cache !== "never");
     expect(cached, "add @func({ cache: \"never\" }) to these").toEqual([]);
   });

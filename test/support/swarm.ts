@@ -3,12 +3,15 @@
  * through a registry on this machine. Commands run on a node with `docker exec`, as they would
  * over SSH on a manager.
  */
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
-import type { SshTarget } from "../../dagger/src/commands/ssh.js";
+import { remoteScriptCommand, shipArgv, sshArgv, stagingDir, type ScriptCall, type SshTarget } from "../../dagger/src/commands/ssh.js";
 import { repoRoot } from "./database.js";
+import { TestRegistry } from "./sshd.js";
+import { API_IMAGE, buildImages, getJson } from "./stack.js";
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [swarm] ${msg}\n`);
 
@@ -97,5 +100,101 @@ export class TestSwarm {
       await new Promise((r) => setTimeout(r, 100));
     }
     return { host, user: "root", port: 22, keyPath: join(dir, "client_key"), knownHostsPath: join(dir, "known_hosts") };
+  }
+}
+
+const compose = readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8");
+/** The compose file's default for VAR, the same pin the stack file uses. */
+export const pinned = (variable: string) => new RegExp(`\\$\\{${variable}:-([^}]+)\\}`).exec(compose)![1]!;
+
+export async function run(argv: string[]) {
+  const [cmd, ...args] = argv;
+  const r = await execa(cmd!, args, { reject: false, all: true });
+  return { exitCode: r.exitCode ?? -1, all: String(r.all) };
+}
+
+/**
+ * Slipway on the test swarm, as an operator sets it up: images in the registry, sshd on the
+ * manager, the operator's .env there (SLIPWAY_TARGET=swarm), and the first release shipped and
+ * deployed with the command lines `dagger call deploy` runs. Shared by test/swarm.test.ts and
+ * bench/swarm.ts.
+ */
+export class SwarmDeployment {
+  static readonly DIR = "/opt/slipway";
+  // Kept between runs (test scaffolding): the next run's pushes upload only what changed.
+  readonly registry = new TestRegistry(5003, "0.0.0.0", join(homedir(), ".cache/slipway-testenv/swarm-registry"));
+  readonly swarm = new TestSwarm(this.registry.port);
+  readonly password = randomBytes(16).toString("hex");
+  url = "";
+  target!: SshTarget;
+
+  /** `env`: more .env lines for the manager. */
+  constructor(readonly env: Record<string, string> = {}) {}
+
+  /** Starts everything and deploys v1; returns the first deploy's output. */
+  async start(): Promise<{ exitCode: number; all: string }> {
+    await buildImages();
+    await execa("docker", ["build", "-q", "--build-arg", `NGINX_IMAGE=${pinned("NGINX_IMAGE")}`, "-t", `slipway/proxy:${pinned("PROXY_TAG")}`, "proxy"], { cwd: repoRoot });
+    await this.registry.start();
+    const images = [
+      [`${API_IMAGE}:v1`, "slipway/api:v1"],
+      [`${API_IMAGE}:v2`, "slipway/api:v2"],
+      [`${API_IMAGE}:unhealthy`, "slipway/api:unhealthy"],
+      [`slipway/proxy:${pinned("PROXY_TAG")}`, `slipway/proxy:${pinned("PROXY_TAG")}`],
+      [pinned("POSTGRES_IMAGE"), pinned("POSTGRES_IMAGE")],
+    ] as const;
+    await Promise.all([this.swarm.up(), ...images.map(([image, repoTag]) => this.registry.push(image, repoTag))]);
+    this.url = `http://${this.swarm.ips.node2}:8000`;
+    this.target = await this.swarm.managerSsh();
+    // The operator's .env on the manager; shipping never writes it. The password becomes a Swarm secret.
+    const env = {
+      SLIPWAY_TARGET: "swarm",
+      API_IMAGE: `${this.swarm.registry}/slipway/api`,
+      PROXY_IMAGE: `${this.swarm.registry}/slipway/proxy`,
+      POSTGRES_IMAGE: `${this.swarm.registry}/${pinned("POSTGRES_IMAGE")}`,
+      HTTP_PORT: "8000",
+      POSTGRES_PASSWORD: this.password,
+      ...this.env,
+    };
+    await this.onManager(`mkdir -p ${SwarmDeployment.DIR} && umask 077 && cat >${SwarmDeployment.DIR}/.env`, Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(""));
+    const first = await this.deploy("v1");
+    for (let i = 0; i < 120 && (await this.version().catch(() => undefined)) !== "v1"; i++) await new Promise((r) => setTimeout(r, 1000));
+    return first;
+  }
+
+  async stop(): Promise<void> {
+    // SLIPWAY_KEEP_SWARM=1 leaves the nodes up to look at (testenv/swarm.sh down removes them).
+    if (process.env.SLIPWAY_KEEP_SWARM === "1") return;
+    await this.swarm.down();
+    await this.registry.stop();
+  }
+
+  onManager(command: string, input?: string) {
+    return execa("docker", ["exec", ...(input !== undefined ? ["-i"] : []), "slipway-swarm-node1", "sh", "-c", command], { input });
+  }
+
+  async managerFile(file: string): Promise<string> {
+    return (await this.onManager(`cat ${SwarmDeployment.DIR}/${file}`)).stdout;
+  }
+
+  /** argv of a host script over SSH to the manager, as the Dagger functions build it. */
+  scriptArgv(call: Omit<ScriptCall, "dir">): string[] {
+    return sshArgv(this.target, remoteScriptCommand({ dir: SwarmDeployment.DIR, ...call }));
+  }
+
+  remote(call: Omit<ScriptCall, "dir">) {
+    return run(this.scriptArgv(call));
+  }
+
+  /** What `dagger call deploy` runs: stage the bundle over SSH, then the staged deploy.sh, which installs it. */
+  async deploy(tag: string, args: string[] = ["--timeout", "90"]) {
+    const bundle = stagingDir(randomUUID());
+    const ship = await run(shipArgv(this.target, repoRoot, SwarmDeployment.DIR, bundle));
+    if (ship.exitCode !== 0) return ship;
+    return this.remote({ script: "deploy", tag, bundle, args, operator: "swarm-test" });
+  }
+
+  async version(): Promise<string | undefined> {
+    return (await getJson(`${this.url}/health`)).body?.version;
   }
 }

@@ -4,7 +4,7 @@ import { shellQuote, validateArg, validateDir, validateHost, validatePerson, val
 export type HostScript = "deploy" | "rollback" | "backup" | "status";
 
 /** What `deploy` copies to the host: the compose file and everything it needs. Never .env. */
-export const DEPLOY_BUNDLE = ["docker-compose.prod.yml", "docker-stack.yml", ".env.example", "RUNBOOK.md", "scripts", "proxy"] as const;
+export const DEPLOY_BUNDLE = ["docker-compose.prod.yml", "docker-stack.yml", ".env.example", "RUNBOOK.md", "scripts", "proxy", "hooks"] as const;
 
 export interface SshTarget {
   host: string;
@@ -62,6 +62,12 @@ export function deployArgs(timeout: number, guard: number): string[] {
   if (!Number.isInteger(timeout) || timeout < 1) throw new Error(`invalid timeout ${timeout}: use a positive number of seconds`);
   if (!Number.isInteger(guard) || guard < -1 || guard > 3600) throw new Error(`invalid guard ${guard}: use seconds from 0 (off) to 3600, or leave it out`);
   return ["--timeout", String(timeout), ...(guard >= 0 ? ["--guard", String(guard)] : [])];
+}
+
+/** status.sh's flags for the KPI view; `since` is a duration (15m, 2h, 90s), checked here and on the host. */
+export function kpiArgs(since: string): string[] {
+  if (!/^[0-9]{1,6}[smh]$/.test(since)) throw new Error(`invalid since ${JSON.stringify(since)}: use a duration such as 15m, 2h or 90s`);
+  return ["--kpi", "--since", since];
 }
 
 /** Where a shipped bundle waits, inside `dir`, until deploy.sh installs it under the lock. */

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { DEPLOY_BUNDLE, deployArgs, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "../../src/commands/ssh.js";
+import { DEPLOY_BUNDLE, deployArgs, kpiArgs, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "../../src/commands/ssh.js";
 
 const target: SshTarget = { host: "app.example.com", user: "deploy", port: 2222, keyPath: "/k", knownHostsPath: "/kh" };
 
@@ -51,6 +51,14 @@ describe("ssh command lines", () => {
     expect(argv.slice(0, 4)).toEqual(["bash", "-o", "pipefail", "-c"]);
     expect(argv[4]).toMatch(/^'tar' '-C' '\/bundle' '-cf' '-' 'docker-compose.prod.yml' .* \| 'ssh' /);
     for (const bad of ["../x", "ABC", "a b", "short"]) expect(() => stagingDir(bad), bad).toThrow(/^invalid bundle id/);
+  });
+});
+
+describe("status.sh --kpi flags", () => {
+  it("pass a duration, and refuse anything else before it reaches a shell", () => {
+    expect(kpiArgs("15m")).toEqual(["--kpi", "--since", "15m"]);
+    expect(kpiArgs("2h")).toEqual(["--kpi", "--since", "2h"]);
+    for (const bad of ["", "15", "15 m", "15m;id", "$(id)", "1d"]) expect(() => kpiArgs(bad), bad).toThrow(/invalid since/);
   });
 });
 
