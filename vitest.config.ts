@@ -3,7 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     reporters: ["default"],
-    // One Docker engine and one port 8000: test files run one at a time.
+    // One Docker engine and one port 8000: test files run one at a time (the Swarm suite, which
+    // shares neither, runs beside them: testenv/integration.sh).
     fileParallelism: false,
     projects: [
       {
@@ -18,7 +19,17 @@ export default defineConfig({
         test: {
           name: "integration",
           include: ["test/**/*.test.ts"],
+          exclude: ["test/swarm.test.ts"],
           sequence: { concurrent: false },
+          testTimeout: 600_000,
+          hookTimeout: 900_000,
+        },
+      },
+      {
+        // Its own nodes, registry and network: testenv/integration.sh runs it beside the others.
+        test: {
+          name: "swarm",
+          include: ["test/swarm.test.ts"],
           testTimeout: 600_000,
           hookTimeout: 900_000,
         },

@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
-import { startLoad } from "../test/support/load.js";
+import { describeFailures, startLoad } from "../test/support/load.js";
 import { repoRoot } from "../test/support/database.js";
 import { SwarmDeployment } from "../test/support/swarm.js";
 import { median } from "./report.js";
@@ -34,8 +34,10 @@ async function roll(slipway: SwarmDeployment, clients: number, scenario: string,
   const r = await execa(argv[0]!, argv.slice(1), { reject: false, all: true });
   const wallS = (Date.now() - start) / 1000;
   await sleep(2_000);
-  const { samples } = await load.stop();
+  const result = await load.stop();
+  const { samples } = result;
   if (r.exitCode !== 0) log(`${scenario} failed:\n${r.all}`);
+  if (result.failed.length) log(`${scenario}, ${clients} clients: ${describeFailures(result)}`);
   return { scenario, clients, ok: r.exitCode === 0, wallS, failed: samples.filter((s) => s.status < 200 || s.status >= 300).length };
 }
 

@@ -281,6 +281,11 @@ previous_release() { # current_ref
   if [[ -n "${prev#*$'\t'}" ]]; then pin_ref "${prev%%$'\t'*}" "${prev#*$'\t'}"; else pinned_release "${prev%%$'\t'*}"; fi
 }
 
+# How many migrations the latest deploy of REF applied, per the history ("-": none ran).
+release_migrations() { # ref
+  history_entries | awk -F'\t' -v tag="$(ref_tag "$1")" '$2 == "deploy" && $3 == tag { m = $8 } END { print (m == "" ? "-" : m) }'
+}
+
 # TAG pinned to the registry digest it had when it last ran here (per the history), if known.
 pinned_release() { # tag
   pin_ref "$1" "$(history_entries | awk -F'\t' -v tag="$1" '$3 == tag && $4 ~ /^sha256:[0-9a-f]+$/ { d = $4 } END { print d }')"
@@ -820,6 +825,79 @@ rehearse_migrations() { # ref dump
 }
 
 # The newest migration version the real database has applied.
+# --- rolling back a release's migrations (rollback.sh --migrations) -----------------------
+# The applied versions TARGET does not ship: what the release being undone added, newest first.
+undone_migrations() { # target_ref
+  local shipped applied
+  shipped=$(shipped_migrations "$1") || return 1
+  applied=$(db_psql "" -c "SELECT version FROM schema_migrations" </dev/null | sort) || return 1
+  comm -13 <(printf '%s\n' "$shipped") <(printf '%s\n' "$applied") | sed '/^$/d' | sort -r
+}
+
+# The `-- migrate:down` section of VERSION's file in IMAGE's db/migrations.
+down_sql() { # ref version
+  # shellcheck disable=SC2016  # expanded by the container's shell
+  docker run --rm --network none --entrypoint sh "$(api_image):$1" -c 'cat /app/db/migrations/"$1"_*.sql' sh "$2" \
+    | sed -n '/^-- migrate:down/,$p' | sed '1d'
+}
+
+# One line per statement of SQL (on stdin) that would lose data, with what it would lose, judged
+# against the data itself: a DROP TABLE of a table with rows, a DROP COLUMN or a type change of a
+# column holding a value, a TRUNCATE, a DELETE that matches rows. Nothing when it loses none.
+data_at_stake() {
+  local stmt table col rest action n
+  local -a actions=()
+  # Statements, one per line: comments out, whitespace folded, split at semicolons.
+  sed 's/--.*$//' | tr '\n' ' ' | tr -s ' \t' ' ' | tr ';' '\n' | sed 's/^ //; s/ $//; /^$/d' \
+    | while IFS= read -r stmt; do
+      shopt -s nocasematch
+      if [[ "$stmt" =~ ^DROP\ TABLE\ (IF\ EXISTS\ )?(.*)$ ]]; then
+        rest=${BASH_REMATCH[2]}
+        rest=$(sed -E 's/ (CASCADE|RESTRICT)$//I' <<<"$rest")
+        for table in ${rest//,/ }; do
+          n=$(rows_where "$table" "true")
+          [[ "$n" == 0 ]] || echo "$stmt: $n row(s) in $table"
+        done
+      elif [[ "$stmt" =~ ^TRUNCATE\ (TABLE\ )?(.*)$ ]]; then
+        rest=$(sed -E 's/ (CASCADE|RESTRICT|RESTART IDENTITY|CONTINUE IDENTITY)//Ig' <<<"${BASH_REMATCH[2]}")
+        for table in ${rest//,/ }; do
+          n=$(rows_where "$table" "true")
+          [[ "$n" == 0 ]] || echo "$stmt: $n row(s) in $table"
+        done
+      elif [[ "$stmt" =~ ^DELETE\ FROM\ (ONLY\ )?([^ ]+)(\ WHERE\ (.*))?$ ]]; then
+        table=${BASH_REMATCH[2]}
+        n=$(rows_where "$table" "${BASH_REMATCH[4]:-true}")
+        [[ "$n" == 0 ]] || echo "$stmt: $n row(s) in $table"
+      elif [[ "$stmt" =~ ^ALTER\ TABLE\ (IF\ EXISTS\ )?(ONLY\ )?([^ ]+)\ (.*)$ ]]; then
+        table=${BASH_REMATCH[3]}
+        mapfile -t actions < <(tr ',' '\n' <<<"${BASH_REMATCH[4]}" | sed 's/^ //')
+        for action in "${actions[@]}"; do
+          col=""
+          if [[ "$action" =~ ^DROP\ (COLUMN\ )?(IF\ EXISTS\ )?([^ ]+) && ! "$action" =~ ^DROP\ (CONSTRAINT|DEFAULT|NOT\ NULL|IDENTITY|EXPRESSION) ]]; then
+            col=${BASH_REMATCH[3]}
+          elif [[ "$action" =~ ^ALTER\ (COLUMN\ )?([^ ]+)\ (SET\ DATA\ )?TYPE\  ]]; then
+            col=${BASH_REMATCH[2]}
+          fi
+          [[ -n "$col" ]] || continue
+          n=$(rows_where "$table" "$col IS NOT NULL")
+          [[ "$n" == 0 ]] || echo "$stmt: $n row(s) hold a value in $table.$col"
+        done
+      fi
+      shopt -u nocasematch
+    done
+}
+# Rows of TABLE where CONDITION holds; 0 for a table that does not exist.
+rows_where() { # table condition
+  [[ "$(db_psql "" -c "SELECT to_regclass('$1') IS NOT NULL" </dev/null 2>/dev/null)" == t ]] || { echo 0; return 0; }
+  db_psql "" -c "SELECT count(*) FROM $1 WHERE $2" </dev/null 2>/dev/null || echo "an unknown number of (the count failed)"
+}
+
+# dbmate rollback, once: the newest applied migration's down section, in one transaction, with
+# the deploy's lock_timeout, using the migration files of REF.
+dbmate_down() { # ref
+  MIGRATE_TAG=$1 compose run --rm --no-deps -T migrate node_modules/.bin/dbmate --wait --wait-timeout 60s rollback
+}
+
 schema_version() {
   local version
   version=$(db_psql "" -c "SELECT max(version) FROM schema_migrations") || return 1

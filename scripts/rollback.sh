@@ -9,8 +9,9 @@ usage() {
   cat <<'USAGE'
 Usage: scripts/rollback.sh [options] [tag[@sha256:<digest>]]
 
-Puts the previous release back with the same health-gated, zero-downtime roll as deploy,
-and no migrations. The release before the current one is kept in the idle slot by every
+Puts the previous release back with the same health-gated, zero-downtime roll as deploy.
+The schema stays as it is (expand/contract: releases keep working on a newer schema) unless
+--migrations is given. The release before the current one is kept in the idle slot by every
 roll (.env KEEP_PREVIOUS: warm by default), so going back to it is a switch of the proxy:
 no pull, no new container. Without a tag it goes to the release that preceded the current one in
 the history file (releases.log); repeated rollbacks keep walking back. It returns to the
@@ -21,19 +22,47 @@ Options:
   --operator NAME    who rolls back, for releases.log (default: SLIPWAY_OPERATOR, sudo user, user)
   --no-pull          never pull; the image must be on this host (by default it is pulled only if absent)
   --timeout SECONDS  how long to wait for the container to turn healthy (default 60)
+  --migrations       also undo the migrations the target release does not ship, newest first,
+                     each one's `-- migrate:down` in one transaction with the deploy's
+                     lock_timeout, after a fresh backup and after the roll. Refused, with
+                     nothing changed, when a down section would lose data (a DROP TABLE of a
+                     table with rows, a DROP COLUMN or type change of a column holding a value,
+                     a TRUNCATE, a DELETE that matches rows): the statements and the rows at
+                     stake are listed
+  --accept-data-loss with --migrations: undo them even so (the backup is taken first)
   --target KIND      compose or swarm (default: .env SLIPWAY_TARGET, else compose); on swarm the
                      previous release's digest is deployed again, a rolling update
   -h, --help         show this help
 USAGE
 }
 
+# One migration's down section (dbmate rollback, one transaction); tried again, like deploy's
+# migrations, when it gave up waiting for its lock (the transaction undid everything).
+migration_down() { # source_ref version
+  local out attempt tries
+  tries=$(env_number MIGRATION_LOCK_TRIES 3)
+  for ((attempt = 1; ; attempt++)); do
+    if out=$(dbmate_down "$1" 2>&1) && grep -q "Rolling back: ${2}_" <<<"$out"; then
+      printf '%s\n' "$out" >&2
+      return 0
+    fi
+    printf '%s\n' "$out" >&2
+    if ((attempt >= ${tries%.*})) || ! grep -q 'lock timeout' <<<"$out"; then return 1; fi
+    log "the down section waited longer than MIGRATION_LOCK_TIMEOUT for its lock (attempt $attempt of ${tries%.*}); trying again in 2s"
+    sleep 2
+  done
+}
+
 main() {
-  local tag="" no_pull=0 timeout=60 image current target=""
+  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 source stake dump="" v list done_list=""
+  local -a undo=()
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
       --operator) person_option "$@"; shift ;;
       --no-pull) no_pull=1 ;;
+      --migrations) migrations=1 ;;
+      --accept-data-loss) accept_loss=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
       --target) (($# >= 2)) || die "--target needs compose or swarm"; target=$2; shift ;;
       -*) die "unknown option '$1'; see --help" ;;
@@ -43,12 +72,14 @@ main() {
   done
   [[ -z "$tag" ]] || require_ref "$tag"
   require_positive_int --timeout "$timeout"
+  ((migrations || !accept_loss)) || die "--accept-data-loss goes with --migrations; see --help"
   # Outside a deployment directory, the compose file's message names the fix.
   [[ -f "$SLIPWAY_DIR/.env" ]] || require_project
   if [[ "$(target_kind "$target")" == swarm ]]; then
     # shellcheck source=scripts/lib-swarm.sh
     source "$here/lib-swarm.sh"
     require_manager
+    ((!migrations)) || die "--migrations is not available on a Swarm target yet: roll back without it (the schema stays), or undo a migration by hand after a backup"
     survive_disconnect
     acquire_lock "rollback:${tag:-previous}"
     swarm_rollback "$tag" "$timeout"
@@ -80,8 +111,42 @@ main() {
   else
     ensure_image "$image" "$no_pull"
   fi
+  if ((migrations)); then
+    list=$(undone_migrations "$tag") \
+      || die "cannot tell which migrations $tag lacks (its image or the database did not answer); nothing was changed"
+    [[ -z "$list" ]] || mapfile -t undo <<<"$list"
+    # The migration files that have a down section for them: the release the database follows.
+    source=$(env_get MIGRATE_TAG)
+    source=${source:-$current}
+    if ((${#undo[@]} == 0)); then
+      step "no migrations to roll back: the database has none that $tag does not ship"
+    else
+      step "checking the down sections of ${undo[*]} (from $source) against the data"
+      stake=$(for v in "${undo[@]}"; do down_sql "$source" "$v" | data_at_stake | sed "s/^/$v: /"; done)
+      if [[ -n "$stake" ]] && ((!accept_loss)); then
+        die "rolling back the migrations would lose data: $(paste -sd ';' <<<"$stake" | sed 's/;/; /g'); nothing was changed. Roll back without --migrations (the schema stays), or add --accept-data-loss (a backup is taken first)"
+      fi
+      [[ -z "$stake" ]] || step "data loss accepted (--accept-data-loss): $(paste -sd ';' <<<"$stake")"
+      step "backup before rolling back the migrations"
+      dump=$("$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}")
+    fi
+  fi
   roll_to "$tag" "$timeout"
-  finish_release rollback "$tag" "$current" -
+  if ((${#undo[@]} > 0)); then
+    for v in "${undo[@]}"; do
+      step "rolling back migration $v (its down section, in one transaction)"
+      if ! migration_down "$source" "$v"; then
+        finish_release rollback "$tag" "$current" - "migrations rolled back: ${done_list:-none}; $v's down section failed"
+        die "the down section of migration $v failed, so its transaction was undone: the schema and data are as they were before it ($tag serves; the backup is $dump). Fix that down section, or leave the schema as it is"
+      fi
+      done_list="${done_list:+$done_list }$v"
+    done
+    env_set MIGRATE_TAG "$tag"
+    step "rolled back ${#undo[@]} migration(s): ${undo[*]}; backup: $dump"
+  elif ((!migrations)) && [[ "$(release_migrations "$current")" =~ ^[1-9] ]]; then
+    step "the schema stays as it is: $current's $(release_migrations "$current") migration(s) remain applied (expand/contract); scripts/rollback.sh --migrations undoes them when that loses no data"
+  fi
+  finish_release rollback "$tag" "$current" - "${undo[*]:+migrations rolled back: ${undo[*]}}"
   post_hook post-rollback rollback "$tag" "${current:--}"
   CLEAN_EXIT=1
   step "rolled back to $tag ($RELEASE_DIGEST) in $(elapsed)"

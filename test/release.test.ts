@@ -482,4 +482,80 @@ describe.sequential("production stack", () => {
     expect(refused.exitCode).toBe(1);
     expect(refused.all).toMatch(/invalid --since 'yesterday': use a duration such as 15m/);
   });
+
+  describe.sequential("8. rollback.sh --migrations", () => {
+    const sql = async (text: string) => {
+      const client = new pg.Client({ connectionString: await stack.databaseUrl() });
+      await client.connect();
+      try {
+        return (await client.query(text)).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    const noteColumn = async () => (await sql("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'"))[0].n;
+    const index = async (name: string) => (await sql(`SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = '${name}'`))[0].n;
+    const version = async () => (await getJson(`${stack.url}/health`)).body.version as string;
+    let base = "";
+
+    it("undoes a nullable column and its index that nothing was written to, newest first; the rows stay", async () => {
+      base = await version();
+      const deploy = await stack.script("deploy", ["--no-pull", "--skip-backup", "notecolumn"]);
+      expect(deploy.exitCode, deploy.all).toBe(0);
+      expect([await noteColumn(), await index("items_note_idx")]).toEqual([1, 1]);
+      const rows = await countItems(stack);
+      const { result, load } = await underLoad(stack, () => stack.script("rollback", ["--no-pull", "--migrations"]));
+      report("rollback --migrations", load);
+      expect(result.exitCode, result.all).toBe(0);
+      expect(result.all).toMatch(/backup complete: /);
+      expect(result.all).toMatch(/rolled back 1 migration\(s\): 29990101000003/);
+      expect(load.failed, describeFailures(load)).toEqual([]);
+      expect(await version()).toBe(base);
+      expect([await noteColumn(), await index("items_note_idx")]).toEqual([0, 0]);
+      expect(await countItems(stack)).toBeGreaterThanOrEqual(rows);
+      expect((await sql("SELECT version FROM schema_migrations WHERE version = '29990101000003'")).length).toBe(0);
+      expect(stack.read("releases.log").trim().split("\n").at(-1)).toMatch(/\trollback\t.*migrations rolled back: 29990101000003$/);
+    });
+
+    it("refuses when the column holds a value, listing the statement and the rows; --accept-data-loss takes a backup first", async () => {
+      expect((await stack.script("deploy", ["--no-pull", "--skip-backup", "notecolumn"])).exitCode).toBe(0);
+      await sql("UPDATE items SET note = 'keep me' WHERE id = (SELECT min(id) FROM items)");
+      const history = stack.read("releases.log");
+      const refused = await stack.script("rollback", ["--no-pull", "--migrations"]);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.all).toMatch(/ERROR: rolling back the migrations would lose data: 29990101000003: ALTER TABLE items DROP COLUMN note: 1 row\(s\) hold a value in items\.note; nothing was changed/);
+      expect(await version()).toBe("notecolumn");
+      expect(await noteColumn()).toBe(1);
+      expect(stack.read("releases.log")).toBe(history);
+
+      const accepted = await stack.script("rollback", ["--no-pull", "--migrations", "--accept-data-loss"]);
+      expect(accepted.exitCode, accepted.all).toBe(0);
+      const dump = /backup complete: (\S+)/.exec(accepted.all)![1]!;
+      expect(accepted.all.indexOf("backup complete")).toBeLessThan(accepted.all.indexOf("rolling back migration 29990101000003"));
+      expect(readFileSync(dump, "utf8")).toContain("keep me");
+      expect(await noteColumn()).toBe(0);
+      expect(await version()).toBe(base);
+    });
+
+    it("a down section that fails half-way leaves the schema as it was and names the migration", async () => {
+      expect((await stack.script("deploy", ["--no-pull", "--skip-backup", "baddown"])).exitCode).toBe(0);
+      expect(await index("items_created_at_idx")).toBe(1);
+      const r = await stack.script("rollback", ["--no-pull", "--migrations"]);
+      expect(r.exitCode).toBe(1);
+      expect(r.all).toMatch(/ERROR: the down section of migration 29990101000004 failed, so its transaction was undone: the schema and data are as they were before it/);
+      expect(await index("items_created_at_idx")).toBe(1);
+      expect((await sql("SELECT version FROM schema_migrations WHERE version = '29990101000004'")).length).toBe(1);
+      expect(await version()).toBe(base);
+    });
+
+    it("without --migrations the schema stays, and the rollback says so in one line", async () => {
+      expect((await stack.script("deploy", ["--no-pull", "--skip-backup", "notecolumn"])).exitCode).toBe(0);
+      const r = await stack.script("rollback", ["--no-pull"]);
+      expect(r.exitCode, r.all).toBe(0);
+      expect(r.all.split("\n").filter((l) => /the schema stays as it is/.test(l))).toHaveLength(1);
+      expect(r.all).toMatch(/the schema stays as it is: notecolumn's 1 migration\(s\) remain applied \(expand\/contract\); scripts\/rollback\.sh --migrations undoes them/);
+      expect(await noteColumn()).toBe(1);
+      expect(await version()).toBe(base);
+    });
+  });
 });

@@ -22,7 +22,7 @@ export async function buildImages(): Promise<void> {
   await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:unhealthy`, "-f", "unhealthy.Dockerfile", "."], {
     cwd: join(repoRoot, "test/fixtures"),
   });
-  for (const fault of ["badmigration", "altermigration", "nullmigration", "brokenwrites"]) {
+  for (const fault of ["badmigration", "altermigration", "nullmigration", "brokenwrites", "notecolumn", "baddown"]) {
     await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:${fault}`, "-f", `${fault}.Dockerfile`, "."], {
       cwd: join(repoRoot, "test/fixtures"),
     });
