@@ -873,7 +873,10 @@ data_at_stake() {
         mapfile -t actions < <(tr ',' '\n' <<<"${BASH_REMATCH[4]}" | sed 's/^ //')
         for action in "${actions[@]}"; do
           col=""
-          if [[ "$action" =~ ^DROP\ (COLUMN\ )?(IF\ EXISTS\ )?([^ ]+) && ! "$action" =~ ^DROP\ (CONSTRAINT|DEFAULT|NOT\ NULL|IDENTITY|EXPRESSION) ]]; then
+          # (Excluded first: a second =~ would reset BASH_REMATCH.)
+          if [[ "$action" =~ ^DROP\ (CONSTRAINT|DEFAULT|NOT\ NULL|IDENTITY|EXPRESSION) ]]; then
+            continue
+          elif [[ "$action" =~ ^DROP\ (COLUMN\ )?(IF\ EXISTS\ )?([^ ]+) ]]; then
             col=${BASH_REMATCH[3]}
           elif [[ "$action" =~ ^ALTER\ (COLUMN\ )?([^ ]+)\ (SET\ DATA\ )?TYPE\  ]]; then
             col=${BASH_REMATCH[2]}

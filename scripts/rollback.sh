@@ -143,6 +143,12 @@ main() {
     done
     env_set MIGRATE_TAG "$tag"
     step "rolled back ${#undo[@]} migration(s): ${undo[*]}; backup: $dump"
+    # The release just undone needs those migrations: kept, it would fail its readiness and
+    # could not be switched back to. A later deploy of it starts afresh and migrates again.
+    if [[ -n "$(slot_containers "$(other_slot "$(env_slot)")")" ]]; then
+      step "removing the kept $current: it needs the migrations just rolled back"
+      remove_slot "$(other_slot "$(env_slot)")"
+    fi
   elif ((!migrations)) && [[ "$(release_migrations "$current")" =~ ^[1-9] ]]; then
     step "the schema stays as it is: $current's $(release_migrations "$current") migration(s) remain applied (expand/contract); scripts/rollback.sh --migrations undoes them when that loses no data"
   fi
