@@ -23,8 +23,8 @@ Options:
   --no-pull          never pull; the image must be on this host (by default it is pulled only if absent)
   --timeout SECONDS  how long to wait for the container to turn healthy (default 60)
   --migrations       also undo the migrations the target release does not ship, newest first,
-                     each one's `-- migrate:down` in one transaction with the deploy's
-                     lock_timeout, after a fresh backup and after the roll. Refused, with
+                     each one's `-- migrate:down` in one transaction with the deploy's lock
+                     timeout, after a fresh backup and after the roll. Refused, with
                      nothing changed, when a down section would lose data (a DROP TABLE of a
                      table with rows, a DROP COLUMN or type change of a column holding a value,
                      a TRUNCATE, a DELETE that matches rows): the statements and the rows at
@@ -54,7 +54,7 @@ migration_down() { # source_ref version
 }
 
 main() {
-  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 source stake dump="" v list done_list=""
+  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 source stake dump="" v list rolled_back=""
   local -a undo=()
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
@@ -136,10 +136,10 @@ main() {
     for v in "${undo[@]}"; do
       step "rolling back migration $v (its down section, in one transaction)"
       if ! migration_down "$source" "$v"; then
-        finish_release rollback "$tag" "$current" - "migrations rolled back: ${done_list:-none}; $v's down section failed"
+        finish_release rollback "$tag" "$current" - "migrations rolled back: ${rolled_back:-none}; $v's down section failed"
         die "the down section of migration $v failed, so its transaction was undone: the schema and data are as they were before it ($tag serves; the backup is $dump). Fix that down section, or leave the schema as it is"
       fi
-      done_list="${done_list:+$done_list }$v"
+      rolled_back="${rolled_back:+$rolled_back }$v"
     done
     env_set MIGRATE_TAG "$tag"
     step "rolled back ${#undo[@]} migration(s): ${undo[*]}; backup: $dump"

@@ -252,7 +252,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       const kpi = await call("kpi", "--since=10m");
       expect(kpi.exitCode, kpi.all).toBe(0);
       expect(kpi.stdout).toMatch(/^KPI since 10m/m);
-      expect(kpi.stdout).toMatch(/^slot [ab] \(api:v3, serving\): \d+ requests/m);
+      expect(kpi.stdout).toMatch(/^slot [ab] \(api:v3(@sha256:[0-9a-f]{64})?, serving\): \d+ requests/m);
       expect(kpi.stdout).toMatch(/^slot [ab] \(api:brokenwrites, gone, idle\): \d+ requests, [1-9]\d* errors .*MISSED error rate/m);
 
       const first = await call("rollback");
