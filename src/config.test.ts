@@ -6,7 +6,8 @@ describe("loadConfig", () => {
 
   it("applies defaults", () => {
     const c = loadConfig(base);
-    expect(c).toMatchObject({ port: 3000, host: "0.0.0.0", version: "dev", logLevel: "info", shutdownGraceMs: 20_000 });
+    expect(c).toMatchObject({ port: 3000, host: "0.0.0.0", version: "dev", logLevel: "info", shutdownGraceMs: 20_000, shutdownDelayMs: 0 });
+    expect(loadConfig({ ...base, SHUTDOWN_DELAY_MS: "5000" }).shutdownDelayMs).toBe(5000);
   });
 
   it("reads the build's APP_VERSION", () => {

@@ -10,6 +10,11 @@ export interface Config {
   logLevel: string;
   /** How long SIGTERM waits for in-flight requests before giving up. */
   shutdownGraceMs: number;
+  /**
+   * On SIGTERM, how long to keep serving while readiness fails, before the drain: the time a
+   * load balancer that learns of the stop late (Swarm's DNS, gossiped to other nodes) still sends.
+   */
+  shutdownDelayMs: number;
   /** Listen on this unix socket instead of host:port (the proxy's release slots use this). */
   listenSocket?: string;
 }
@@ -67,5 +72,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, readSecret = (p
     migrationsDir: env.MIGRATIONS_DIR ?? "db/migrations",
     logLevel,
     shutdownGraceMs: intFrom(env, "SHUTDOWN_GRACE_MS", 20_000),
+    shutdownDelayMs: intFrom(env, "SHUTDOWN_DELAY_MS", 0),
   };
 }

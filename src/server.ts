@@ -36,6 +36,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     accepting = false;
+    if (config.shutdownDelayMs > 0) {
+      app.log.info({ signal, delayMs: config.shutdownDelayMs }, "stopping: readiness fails, still serving while the load balancer catches up");
+      await new Promise((r) => setTimeout(r, config.shutdownDelayMs));
+    }
     app.log.info({ signal }, "draining: no new connections, finishing in-flight requests");
     const timer = setTimeout(() => {
       app.log.error({ graceMs: config.shutdownGraceMs }, "drain timed out; exiting");

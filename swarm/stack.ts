@@ -67,6 +67,9 @@ export function swarmStack(compose: Doc, opts: StackOptions): Doc {
   delete apiEnv.LISTEN_SOCKET;
   apiEnv.DATABASE_URL = withoutPassword(apiEnv.DATABASE_URL ?? "");
   apiEnv.DATABASE_PASSWORD_FILE = SECRET_PATH;
+  // Swarm drops a stopping task from DNS 2 s before SIGTERM, but other nodes learn of it by
+  // gossip, later under load: the task keeps serving this long after SIGTERM before it drains.
+  apiEnv.SHUTDOWN_DELAY_MS = "${SHUTDOWN_DELAY_MS:-5000}";
 
   const api: Service = {
     ...swarmService(apiSource),
