@@ -11,11 +11,15 @@ log() { printf '%s [integration] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 main() {
   local swarm_log=.testenv/swarm-suite.log swarm_pid status=0 swarm_status=0
+  local -a lenient=()
+  # A file filter (testenv/integration.sh test/x.test.ts) leaves one lane empty; the full run
+  # must find its files.
+  (($# == 0)) || lenient=(--passWithNoTests)
   mkdir -p .testenv
   log "the Swarm suite runs alongside the others; its output: $swarm_log (printed at the end)"
-  npx vitest run --project swarm "$@" >"$swarm_log" 2>&1 &
+  npx vitest run --project swarm "${lenient[@]}" "$@" >"$swarm_log" 2>&1 &
   swarm_pid=$!
-  npx vitest run --project integration "$@" || status=$?
+  npx vitest run --project integration "${lenient[@]}" "$@" || status=$?
   wait "$swarm_pid" || swarm_status=$?
   log "the Swarm suite (exit $swarm_status):"
   cat "$swarm_log"
