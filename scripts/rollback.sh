@@ -30,6 +30,8 @@ Options:
                      a TRUNCATE, a DELETE that matches rows): the statements and the rows at
                      stake are listed
   --accept-data-loss with --migrations: undo them even so (the backup is taken first)
+                     With --migrations, naming the current release rolls back only its schema
+                     (e.g. after a --migrations rollback was cut off before its down sections)
   --target KIND      compose or swarm (default: .env SLIPWAY_TARGET, else compose); on swarm the
                      previous release's digest is deployed again, a rolling update
   -h, --help         show this help
@@ -54,7 +56,7 @@ migration_down() { # source_ref version
 }
 
 main() {
-  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 source stake dump="" v list rolled_back=""
+  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 source stake dump="" v list rolled_back="" schema_only sql
   local -a undo=()
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
@@ -99,7 +101,13 @@ main() {
   elif [[ "$tag" != *@* ]]; then
     tag=$(pinned_release "$tag")
   fi
-  ! same_release "$tag" "$current" || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
+  # Naming the current release with --migrations undoes only the schema it does not ship: what
+  # finishes a --migrations rollback cut off between its roll and its down sections.
+  schema_only=0
+  if same_release "$tag" "$current"; then
+    ((migrations)) || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
+    schema_only=1
+  fi
 
   image="$(api_image):$tag"
   pre_hook pre-rollback rollback "$tag" "${current:--}"
@@ -122,7 +130,13 @@ main() {
       step "no migrations to roll back: the database has none that $tag does not ship"
     else
       step "checking the down sections of ${undo[*]} (from $source) against the data"
-      stake=$(for v in "${undo[@]}"; do down_sql "$source" "$v" | data_at_stake | sed "s/^/$v: /"; done)
+      stake=""
+      for v in "${undo[@]}"; do
+        sql=$(down_sql "$source" "$v") \
+          || die "migration $v is not in $source's image, so its down section is unknown; nothing was changed. Undo it by hand (after a backup), or roll back without --migrations"
+        stake+=$(data_at_stake <<<"$sql" | sed "s/^/$v: /")$'\n'
+      done
+      stake=$(sed '/^$/d' <<<"$stake")
       if [[ -n "$stake" ]] && ((!accept_loss)); then
         die "rolling back the migrations would lose data: $(paste -sd ';' <<<"$stake" | sed 's/;/; /g'); nothing was changed. Roll back without --migrations (the schema stays), or add --accept-data-loss (a backup is taken first)"
       fi
@@ -131,7 +145,11 @@ main() {
       dump=$("$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}")
     fi
   fi
-  roll_to "$tag" "$timeout"
+  if ((schema_only)); then
+    step "$tag already serves: only its schema is rolled back"
+  else
+    roll_to "$tag" "$timeout"
+  fi
   if ((${#undo[@]} > 0)); then
     for v in "${undo[@]}"; do
       step "rolling back migration $v (its down section, in one transaction)"
@@ -146,7 +164,7 @@ main() {
     # The release just undone needs those migrations: kept, it would fail its readiness and
     # could not be switched back to. A later deploy of it starts afresh and migrates again.
     if [[ -n "$(slot_containers "$(other_slot "$(env_slot)")")" ]]; then
-      step "removing the kept $current: it needs the migrations just rolled back"
+      step "removing the kept release in slot $(other_slot "$(env_slot)"): it needs the migrations just rolled back"
       remove_slot "$(other_slot "$(env_slot)")"
     fi
   elif ((!migrations)) && [[ "$(release_migrations "$current")" =~ ^[1-9] ]]; then

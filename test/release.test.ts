@@ -548,6 +548,20 @@ describe.sequential("production stack", () => {
       expect(await index("items_created_at_idx")).toBe(1);
       expect((await sql("SELECT version FROM schema_migrations WHERE version = '29990101000004'")).length).toBe(1);
       expect(await version()).toBe(base);
+      // A release whose image lacks the migration's file cannot say how to undo it: refused up front.
+      const env = stack.read(".env");
+      writeFileSync(join(stack.dir, ".env"), `${env}MIGRATE_TAG=v1\n`, { mode: 0o600 });
+      try {
+        const unknown = await stack.script("rollback", ["--no-pull", "--migrations", base]);
+        expect(unknown.exitCode).toBe(1);
+        expect(unknown.all).toMatch(/ERROR: migration 29990101000004 is not in v1's image, so its down section is unknown; nothing was changed/);
+        expect(await index("items_created_at_idx")).toBe(1);
+      } finally {
+        writeFileSync(join(stack.dir, ".env"), env, { mode: 0o600 });
+      }
+      // What an operator does next: undo it by hand, which leaves the later cases one migration.
+      await sql("DROP INDEX items_created_at_idx");
+      await sql("DELETE FROM schema_migrations WHERE version = '29990101000004'");
     });
 
     it("without --migrations the schema stays, and the rollback says so in one line", async () => {
@@ -557,6 +571,18 @@ describe.sequential("production stack", () => {
       expect(r.all.split("\n").filter((l) => /the schema stays as it is/.test(l))).toHaveLength(1);
       expect(r.all).toMatch(/the schema stays as it is: notecolumn's 1 migration\(s\) remain applied \(expand\/contract\); scripts\/rollback\.sh --migrations undoes them/);
       expect(await noteColumn()).toBe(1);
+      expect(await version()).toBe(base);
+    });
+
+    it("naming the current release with --migrations rolls back only its schema (what finishes a cut-off --migrations rollback)", async () => {
+      const plain = await stack.script("rollback", ["--no-pull", base]);
+      expect(plain.exitCode).toBe(1);
+      expect(plain.all).toMatch(/is already the current release/);
+      const r = await stack.script("rollback", ["--no-pull", "--migrations", base]);
+      expect(r.exitCode, r.all).toBe(0);
+      expect(r.all).toMatch(/already serves: only its schema is rolled back/);
+      expect(r.all).toMatch(/rolled back 1 migration\(s\): 29990101000003/);
+      expect(await noteColumn()).toBe(0);
       expect(await version()).toBe(base);
     });
   });
