@@ -121,15 +121,19 @@ wait_update() { # before ref timeout
   done
 }
 
+# The database's user and name, as the stack file defaults them.
+pg_user() { local v; v=$(env_get POSTGRES_USER); echo "${v:-slipway}"; }
+pg_db() { local v; v=$(env_get POSTGRES_DB); echo "${v:-slipway}"; }
+
 # Migrations as the compose target runs them, in a one-off container of REF on the stack's
 # network. The password goes in on stdin, never in argv or the container's environment.
 dbmate_up() { # ref
   local user db
-  user=$(env_get POSTGRES_USER)
-  db=$(env_get POSTGRES_DB)
+  user=$(pg_user)
+  db=$(pg_db)
   # shellcheck disable=SC2016  # expanded by the container's shell
   env_get POSTGRES_PASSWORD | docker run --rm -i --network "$(stack_network)" \
-    -e "PGUSER=${user:-slipway}" -e "PGDATABASE=${db:-slipway}" \
+    -e "PGUSER=$user" -e "PGDATABASE=$db" \
     -e "LOCK_TIMEOUT=$(env_get MIGRATION_LOCK_TIMEOUT)" \
     --entrypoint sh "$(api_image):$1" -c 'IFS= read -r pw
       pw=$(node -e "process.stdout.write(encodeURIComponent(process.argv[1]))" "$pw")
@@ -142,10 +146,8 @@ align_migrate() { :; }
 # A pre-deploy dump, as backup.sh writes one, from a one-off postgres container on the network.
 swarm_backup() { # -> prints the dump's path
   local dir=${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups} keep=${SLIPWAY_BACKUP_KEEP:-10} user db final partial image
-  user=$(env_get POSTGRES_USER)
-  user=${user:-slipway}
-  db=$(env_get POSTGRES_DB)
-  db=${db:-slipway}
+  user=$(pg_user)
+  db=$(pg_db)
   image=$(env_get POSTGRES_IMAGE)
   # shellcheck disable=SC2016  # a literal ${ to match in the stack file
   image=${image:-$(sed -n 's/.*\${POSTGRES_IMAGE:-\([^}]*\)}.*/\1/p' "$SLIPWAY_DIR/$STACK_FILE_NAME" | head -n 1)}

@@ -167,8 +167,8 @@ main() {
       step "removing the kept release in slot $(other_slot "$(env_slot)"): it needs the migrations just rolled back"
       remove_slot "$(other_slot "$(env_slot)")"
     fi
-  elif ((!migrations)) && [[ "$(release_migrations "$current")" =~ ^[1-9] ]]; then
-    step "the schema stays as it is: $current's $(release_migrations "$current") migration(s) remain applied (expand/contract); scripts/rollback.sh --migrations undoes them when that loses no data"
+  elif ((!migrations)) && [[ "$(release_migrations "$current")" =~ ^[1-9][0-9]*$ ]]; then
+    step "the schema stays as it is: $current's ${BASH_REMATCH[0]} migration(s) remain applied (expand/contract); scripts/rollback.sh --migrations undoes them when that loses no data"
   fi
   finish_release rollback "$tag" "$current" - "${undo[*]:+migrations rolled back: ${undo[*]}}"
   post_hook post-rollback rollback "$tag" "${current:--}"
