@@ -24,6 +24,7 @@ COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY --chown=root:root package.json ./
 COPY --chown=root:root db/migrations ./db/migrations
+COPY --chown=root:root src/healthcheck.pl ./healthcheck.pl
 # The version is the last layer so v1 and v2 share everything above it.
 ARG APP_VERSION=dev
 ENV APP_VERSION=${APP_VERSION}
@@ -31,7 +32,7 @@ LABEL org.opencontainers.image.title="slipway-api" org.opencontainers.image.vers
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --start-interval=1s --retries=3 \
-  CMD ["node", "dist/healthcheck.js"]
+  CMD ["perl", "/app/healthcheck.pl"]
 # tini as PID 1 forwards SIGTERM to node and reaps zombies.
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/server.js"]

@@ -54,7 +54,7 @@ USAGE
 }
 
 main() {
-  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 guard="" bundle="" target="" image current dump="" pending shipped_fd lister
+  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 guard="" bundle="" target="" image current dump="" pending shipped_fd lister=""
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -104,19 +104,28 @@ main() {
     here="$SLIPWAY_DIR/scripts"
     require_project
   fi
-  reconcile
   image="$(api_image):$tag"
+  # The image's migrations are listed (a `docker run`, about half a second under load) while the
+  # repair, the database checks and the backup run. Before the pull only when no pull can
+  # change what the reference names: --no-pull, or a digest.
+  if [[ "$no_pull" == 1 || "$tag" == *@sha256:* ]] && docker image inspect "$image" >/dev/null 2>&1; then
+    exec {shipped_fd}< <(shipped_migrations "$tag")
+    lister=$!
+  fi
+  reconcile
   current=$(env_get API_TAG)
   step "deploying $image (current: ${current:-none})"
   ensure_image "$image" "$no_pull"
   pre_hook pre-deploy deploy "$tag" "${current:--}"
 
   if [[ -z "$(api_containers)" && -z "$(history_entries)" ]]; then
+    [[ -z "$lister" ]] || exec {shipped_fd}<&-
     first_release "$tag" "$timeout" "$current"
   else
-    # Listed while the checks and the backup run: the `docker run` costs about half a second.
-    exec {shipped_fd}< <(shipped_migrations "$tag")
-    lister=$!
+    if [[ -z "$lister" ]]; then
+      exec {shipped_fd}< <(shipped_migrations "$tag")
+      lister=$!
+    fi
     db_running \
       || die "the database (db service) is not running, so nothing was changed: start it with docker compose -f $COMPOSE_FILE_NAME up -d --wait db, then deploy again"
     drop_rehearsals

@@ -300,7 +300,22 @@ slot_containers() {
   docker ps -aq --filter "label=com.docker.compose.project=$(project_name)" \
     --filter "label=com.docker.compose.service=api-$1" --filter "label=com.docker.compose.oneoff=False"
 }
-api_containers() { slot_containers a; slot_containers b; }
+# Both slots' containers, slot a's first, from one `docker ps` (label filters are ANDed, so the
+# slots are picked out here).
+api_containers() {
+  docker ps -a --filter "label=com.docker.compose.project=$(project_name)" --filter "label=com.docker.compose.oneoff=False" \
+    --format '{{.ID}} {{.Label "com.docker.compose.service"}}' \
+    | awk '$2 == "api-a" || $2 == "api-b"' | sort -s -k2,2 | cut -d' ' -f1
+}
+# "ID SLOT HEALTH" for each container given, in one `docker inspect` (HEALTH as container_health).
+container_states() { # id...
+  (($# > 0)) || return 0
+  # IDs as `docker ps` prints them (12 digits): one that vanished meanwhile is just not listed.
+  # `index`, not `.State.Health`: inspecting several objects formats a map, where a missing key
+  # (a container with no health check) is an error that would drop every line.
+  docker inspect -f '{{slice .Id 0 12}} {{index .Config.Labels "com.docker.compose.service"}} {{with index .State "Health"}}{{.Status}}{{else}}{{.State.Status}}{{end}}' "$@" 2>/dev/null \
+    | sed 's/ api-\([ab]\) / \1 /'
+}
 other_slot() { [[ "$1" == a ]] && echo b || echo a; }
 remove_slot() { # slot: force-removes its containers, if any
   local -a ids=()
@@ -676,16 +691,21 @@ undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
 # the release before it, kept as keep_old keeps it. Does nothing on a consistent host. Runs under
 # the deploy lock.
 reconcile() {
-  local id active slot serving="" tag last action kept="" previous
-  local -a all=()
+  local id active slot serving="" tag last action kept="" previous active_fd state state_slot health
+  local -a all=() states=()
   mapfile -t all < <(api_containers)
   ((${#all[@]} > 0)) || return 0
-  active=$(active_slot)
+  # The proxy is asked while the containers are inspected: a deploy waits on both.
+  exec {active_fd}< <(active_slot)
+  mapfile -t states < <(container_states "${all[@]}")
+  read -r active <&"$active_fd" || active=a
+  exec {active_fd}<&-
   # The slot .env names first: .env moves to a new release only once it is healthy, so a roll
   # killed after that point is carried forward, as `docker compose up -d` would.
   for slot in $(printf '%s\n' "$(env_slot)" "$active" "$(other_slot "$active")" | awk '!seen[$0]++'); do
-    for id in $(slot_containers "$slot"); do
-      [[ -z "$serving" && "$(container_health "$id")" == healthy ]] && serving=$id
+    for state in "${states[@]}"; do
+      read -r id state_slot health <<<"$state"
+      [[ -z "$serving" && "$state_slot" == "$slot" && "$health" == healthy ]] && serving=$id
     done
   done
   if [[ -z "$serving" ]]; then
