@@ -39,6 +39,8 @@ const SCENARIOS = [
   "failed-deploy",
   "bad release, reverted by the guard",
   "compose-up baseline",
+  "canary deploy (10 %, 50 %)",
+  "bad canary, taken back",
   "deploy, untuned health",
   "rollback, untuned health",
 ] as const;
@@ -60,6 +62,10 @@ async function measure(stack: Stack, clients: number, scenario: Scenario, argv: 
     [/guard: passed/, "guard passed"],
     [/draining the old|stays warm in slot/, "old kept"],
     [/never became healthy/, "gave up"],
+    [/takes 10 % of new requests/, "canary 10"],
+    [/takes 50 % of new requests/, "canary 50"],
+    [/canary: every step passed/, "canary passed"],
+    [/canary: .*; sending every request to slot/, "canary back"],
   ];
   proc.all?.on("data", (chunk: Buffer) => {
     for (const line of chunk.toString().split("\n")) {
@@ -121,6 +127,11 @@ async function releaseScenarios(): Promise<Run[]> {
         // The baseline: recreate the api container in place with the new tag.
         runs.push(await measure(stack, clients, "compose-up baseline", ["docker", "compose", "-f", "docker-compose.prod.yml", "up", "-d", "--no-deps", "api-a"], { API_A_TAG: "v2" }));
         await stack.compose(["up", "-d", "--no-deps", "--wait", "api-a"]); // back to v1 from .env
+        await stack.dropKept();
+        const canary = (...args: string[]) => script("deploy", "--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", ...args);
+        runs.push(await measure(stack, clients, "canary deploy (10 %, 50 %)", canary("--canary-step", "5", "v2")));
+        await stack.script("rollback", ["--no-pull", "v1"]);
+        runs.push(await measure(stack, clients, "bad canary, taken back", canary("--canary-step", "20", "brokenwrites")));
       }
     } finally {
       await stack.down();
@@ -284,6 +295,27 @@ function guardTable(runs: Run[]): string[] {
   return out;
 }
 
+/** Canary steps: how long each took, and for a bad canary, from its first step to the share taken back. */
+function canaryTable(runs: Run[]): string[] {
+  const out = [
+    `Canary deploys, --canary 10,50: a healthy one (--canary-step 5) and one answering 500 on POST /api/items (--canary-step 20); median of ${RUNS}`,
+    "| scenario | clients | 10 % step s | 50 % step s | first step to share 0 s | wall s | failed (each run) |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  const span = (rs: Run[], from: string, to: string) => {
+    const v = rs.map((r) => phaseSpan(r, from, to)).filter((x): x is number => x !== null);
+    return v.length ? fmt(median(v) / 1000) : "-";
+  };
+  for (const clients of CONCURRENCY) {
+    for (const scenario of ["canary deploy (10 %, 50 %)", "bad canary, taken back"] as const) {
+      const rs = runs.filter((r) => r.clients === clients && r.scenario === scenario);
+      if (!rs.length) continue;
+      out.push(`| ${scenario} | ${clients} | ${span(rs, "canary 10", scenario === "bad canary, taken back" ? "canary back" : "canary 50")} | ${span(rs, "canary 50", "canary passed")} | ${span(rs, "canary 10", "canary back")} | ${fmt(median(rs.map((r) => r.wallMs)) / 1000)} | ${rs.map((r) => r.failed).join(", ")} |`);
+    }
+  }
+  return out;
+}
+
 const fmt = (v: number | null, unit = "") => (v === null ? "-" : `${Math.round(v * 10) / 10}${unit}`);
 
 async function main(): Promise<void> {
@@ -317,7 +349,7 @@ async function main(): Promise<void> {
       );
     }
   }
-  table.push("", ...guardTable(runs));
+  table.push("", ...guardTable(runs), "", ...canaryTable(runs));
   if (data.rows.length) {
     table.push("");
     table.push(`Backup and restore of ${fmt(data.dbMb)} MB (pg_database_size); dump on disk ${fmt(data.dumpMb)} MB; median of ${RUNS}`);

@@ -3,14 +3,24 @@
 // retires workers, which close idle keep-alive client connections, and an HTTP/1.1 client
 // that sends on one at that instant sees a failed request. The file lives in the shared
 // volume, so it outlives a recreated proxy container.
+//
+// The file holds the active slot ("a"), or during a canary step the active slot, the canary's
+// slot and its percent share ("a b 10"): one file, so every change is one atomic rename.
 import fs from "fs";
+
+function pick(route, random) {
+  const f = route.trim().split(/\s+/);
+  const active = f[0] === "b" ? "b" : "a";
+  if (f.length === 3 && (f[1] === "a" || f[1] === "b") && random * 100 < Number(f[2])) return "api_" + f[1];
+  return "api_" + active;
+}
 
 function backend() {
   try {
-    return fs.readFileSync("/run/slipway/active", "utf8").trim() === "b" ? "api_b" : "api_a";
+    return pick(fs.readFileSync("/run/slipway/active", "utf8"), Math.random());
   } catch (_unreadable) {
     return "api_a";
   }
 }
 
-export default { backend };
+export default { backend, pick };

@@ -16,7 +16,9 @@ and refuses a digest the registry does not have:
   validate tag -> take the host deploy lock -> pull -> pre-deploy backup
   -> if the image has migrations the database lacks: rehearse them on a copy of that
      backup, then run them
-  -> start the new container beside the old -> wait healthy -> switch the proxy
+  -> start the new container beside the old -> wait healthy
+  -> with --canary: the new release takes each share of requests in turn, judged per step
+  -> switch the proxy
   -> guard window: the old release stays warm while the proxy's figures for the new one
      (5xx share, p99) are watched; a bad release is switched back in seconds
   -> keep the old release in its slot for an instant rollback (KEEP_PREVIOUS: warm, the
@@ -38,6 +40,16 @@ Options:
                      Thresholds: GUARD_MAX_5XX_PERCENT (1), GUARD_P99_SECONDS (1) and
                      GUARD_P99_FACTOR (3, x the old release's p99), GUARD_BAD_SAMPLES (2) of
                      GUARD_SAMPLE_SECONDS (3), GUARD_MIN_SAMPLE_REQUESTS (5), GUARD_MIN_REQUESTS (20)
+  --canary STEPS     before the switch, give the new release these percent shares of new
+                     requests in turn (rising, 1-99, e.g. 10,50; 100 follows), both releases
+                     serving one schema (so migrations must keep the old release working). Each
+                     step is judged by the guard's thresholds against the stable release's own
+                     figures at the same time; a failed step takes the share back at once,
+                     removes the new container and records a canary-rollback (compose target only)
+  --canary-step SECONDS        how long each step lasts (default 60)
+  --canary-min-requests N      requests the canary must get in a step to be judged; short of
+                     it, the step runs up to its length again, then fails (default 20; 0: judge
+                     whatever came)
   --bundle DIR       first install the files shipped to DIR (incoming/<id>, as `dagger call
                      deploy` stages them) in place, under the lock and after the tag validates
   --target KIND      compose (one host) or swarm (run on a Swarm manager: docker stack deploy of
@@ -53,8 +65,24 @@ Environment: SLIPWAY_DIR, SLIPWAY_HISTORY, SLIPWAY_LOCK_FILE (.deploy.lock), SLI
 USAGE
 }
 
+# Refuses bad canary options before anything runs: rising whole percents from 1 to 99.
+require_canary() { # steps step_seconds min_requests
+  local pct last=0
+  if [[ -z "$1" ]]; then
+    [[ -z "$2$3" ]] || die "--canary-step and --canary-min-requests need --canary STEPS (e.g. --canary 10,50)"
+    return 0
+  fi
+  [[ "$1" =~ ^[0-9]{1,2}(,[0-9]{1,2}){0,9}$ ]] || die "invalid --canary '$1': use rising percents from 1 to 99, comma-separated, e.g. 10,50 (100 follows)"
+  for pct in ${1//,/ }; do
+    ((10#$pct > last)) || die "invalid --canary '$1': each step must be above the one before, from 1 to 99, e.g. 10,50"
+    last=$((10#$pct))
+  done
+  [[ -z "$2" ]] || require_positive_int --canary-step "$2"
+  [[ -z "$3" || "$3" =~ ^[0-9]{1,6}$ ]] || die "invalid --canary-min-requests '$3': use a whole number (0 judges whatever traffic came)"
+}
+
 main() {
-  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 guard="" bundle="" target="" image current dump="" pending shipped_fd lister=""
+  local tag="" digest="" no_pull=0 skip_backup=0 skip_rehearsal=0 timeout=60 guard="" canary="" canary_step="" canary_min="" bundle="" target="" image current dump="" pending shipped_fd lister=""
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -65,6 +93,9 @@ main() {
       --skip-rehearsal) skip_rehearsal=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
       --guard) (($# >= 2)) || die "--guard needs a value in seconds (0 turns it off)"; guard=$2; shift ;;
+      --canary) (($# >= 2)) || die "--canary needs percent steps, e.g. 10,50"; canary=$2; shift ;;
+      --canary-step) (($# >= 2)) || die "--canary-step needs a value in seconds"; canary_step=$2; shift ;;
+      --canary-min-requests) (($# >= 2)) || die "--canary-min-requests needs a number (0: no minimum)"; canary_min=$2; shift ;;
       --bundle) (($# >= 2)) || die "--bundle needs the staged bundle's directory"; bundle=$2; shift ;;
       --target) (($# >= 2)) || die "--target needs compose or swarm"; target=$2; shift ;;
       -*) die "unknown option '$1'; see --help" ;;
@@ -81,6 +112,7 @@ main() {
   require_ref "$tag"
   require_positive_int --timeout "$timeout"
   [[ -z "$guard" || "$guard" =~ ^[0-9]{1,4}$ ]] || die "--guard must be a number of seconds (0 turns the guard off), got '$guard'"
+  require_canary "$canary" "$canary_step" "$canary_min"
   [[ -z "$bundle" || "$bundle" =~ ^incoming/[a-z0-9-]{8,64}$ ]] || die "invalid --bundle '$bundle': use incoming/<id>, as dagger call deploy does"
   # Outside a deployment directory, the compose file's message names the fix.
   [[ -n "$bundle" || -f "$SLIPWAY_DIR/.env" ]] || require_project
@@ -88,6 +120,7 @@ main() {
   [[ "$(env_get POSTGRES_PASSWORD)" != "change-me" ]] \
     || die "POSTGRES_PASSWORD in .env is still the example placeholder: set a real secret (openssl rand -hex 24)"
   if [[ "$(target_kind "$target")" == swarm ]]; then
+    [[ -z "$canary" ]] || die "--canary needs the compose target's proxy (a per-request share); on Swarm, deploy without it (Swarm rolls one replica at a time)"
     swarm_main "$tag" "$timeout" "$skip_backup" "$bundle"
     return
   fi
@@ -120,6 +153,7 @@ main() {
 
   if [[ -z "$(api_containers)" && -z "$(history_entries)" ]]; then
     [[ -z "$lister" ]] || exec {shipped_fd}<&-
+    [[ -z "$canary" ]] || die "--canary needs a release serving to share the traffic with, and this host has none; nothing was changed: deploy without --canary"
     first_release "$tag" "$timeout" "$current"
   else
     if [[ -z "$lister" ]]; then
@@ -160,7 +194,7 @@ main() {
       fi
     fi
     [[ -n "$guard" ]] || guard=$(env_number GUARD_SECONDS 30)
-    roll_to "$tag" "$timeout" "${guard%.*}"
+    roll_to "$tag" "$timeout" "${guard%.*}" "$canary" "${canary_step:-60}" "${canary_min:-20}"
   fi
 
   finish_release deploy "$tag" "$current" "${MIGRATIONS_APPLIED:--}"

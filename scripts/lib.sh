@@ -442,8 +442,8 @@ ensure_image() { # image no_pull
 # names the serving one, so `docker compose up -d` only ever manages the container .env names,
 # which is healthy from the moment .env names it (written before the switch); the other slot is
 # left alone, and the proxy's backup upstream sends requests to whichever slot is live.
-roll_to() { # tag timeout [guard_seconds]
-  local tag=$1 timeout=$2 guard=${3:-0} new name served slot old_slot out prev_tag want started switched
+roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_min_requests]
+  local tag=$1 timeout=$2 guard=${3:-0} canary=${4:-} new name served slot old_slot out prev_tag want started switched
   local -a old=()
   started=$(now_precise)
   # .env's slot, not the proxy's (a `docker exec`, slow on a loaded host): reconcile, which ran
@@ -452,6 +452,9 @@ roll_to() { # tag timeout [guard_seconds]
   slot=$(other_slot "$old_slot")
   prev_tag=$(env_get API_TAG)
   mapfile -t old < <(slot_containers "$old_slot")
+  if [[ -n "$canary" ]] && ! { ((${#old[@]} > 0)) && [[ "$(container_health "${old[0]}")" == healthy ]]; }; then
+    die "--canary needs a healthy release serving beside the new one, and slot $old_slot has none; nothing was changed: deploy without --canary"
+  fi
   new=$(kept_container "$tag")
   if [[ -n "$new" ]]; then
     name=$(container_name "$new")
@@ -488,6 +491,7 @@ roll_to() { # tag timeout [guard_seconds]
     docker rm -f "$new" >/dev/null
     die "api:$tag never became healthy within ${timeout}s; removed $name, the old release keeps serving and nothing was recorded"
   fi
+  [[ -z "$canary" ]] || canary_steps "$canary" "$5" "$6"
   step "recording api:$tag (slot $slot) in .env before the switch"
   if ! env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"; then
     docker rm -f "$new" >/dev/null
@@ -607,6 +611,18 @@ env_number() { # KEY default
   echo "$value"
 }
 
+# One sample's verdict, "ok: ..." or "BAD: <what tripped>": COUNT requests, ERRORS of them 5xx,
+# their p99 (seconds), against a 5xx percent and a p99 limit. Fewer than MIN requests is too
+# few to judge, which is ok. The guard and the canary judge with it.
+sample_verdict() { # count errors p99 max_5xx_percent p99_limit min
+  awk -v n="$1" -v e="$2" -v p="$3" -v m="$4" -v l="$5" -v min="$6" 'BEGIN {
+    r = n ? 100 * e / n : 0
+    if (n < min) { printf "ok: %d requests, too few to judge", n; exit }
+    if (r > m) { printf "BAD: 5xx %.1f %% > %s %% (%d of %d requests)", r, m, e, n; exit }
+    if (p > l) { printf "BAD: p99 %.3f s > %.3f s (%d requests)", p, l, n; exit }
+    printf "ok: %d requests, 5xx %.1f %%, p99 %.3f s", n, r, p }'
+}
+
 # Samples the new slot every GUARD_SAMPLE_SECONDS for SECONDS after the switch. A sample with at
 # least GUARD_MIN_SAMPLE_REQUESTS requests is bad when its 5xx share exceeds GUARD_MAX_5XX_PERCENT
 # or its p99 exceeds max(GUARD_P99_SECONDS, GUARD_P99_FACTOR x the old release's pre-switch p99).
@@ -631,12 +647,7 @@ guard_window() { # slot seconds switched_at baseline_p99
     fig=$(proxy_figures "$slot" "$from" "$now") || { log "guard: cannot read the proxy's access log (docker logs); passing unjudged"; return 0; }
     read -r count errors p99 _ <<<"$fig"
     total=$((total + count)) total_errors=$((total_errors + errors))
-    verdict=$(awk -v n="$count" -v e="$errors" -v p="$p99" -v m="$max5xx" -v l="$limit" -v min="$min_sample" 'BEGIN {
-      r = n ? 100 * e / n : 0
-      if (n < min) { printf "ok: %d requests, too few to judge", n; exit }
-      if (r > m) { printf "BAD: 5xx %.1f %% > %s %% (%d of %d requests)", r, m, e, n; exit }
-      if (p > l) { printf "BAD: p99 %.3f s > %.3f s (%d requests)", p, l, n; exit }
-      printf "ok: %d requests, 5xx %.1f %%, p99 %.3f s", n, r, p }')
+    verdict=$(sample_verdict "$count" "$errors" "$p99" "$max5xx" "$limit" "$min_sample")
     if [[ "$verdict" == BAD:* ]]; then
       bad=$((bad + 1))
       if ((bad >= ${bad_limit%.*})); then
@@ -676,6 +687,92 @@ guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_
   die "rolled back automatically: $1; $prev_tag serves again and $name was removed"
 }
 
+# --- canary steps (deploy --canary) ---------------------------------------------------
+# The new release in its slot takes each percent share of new requests in turn while the stable
+# one serves the rest (slipway-upstream --canary: a file the proxy reads per request). Both
+# releases share one database schema, which is why a release's migrations must keep the release
+# before it working (expand/contract). .env names the stable release until every step passed: a
+# kill during a step leaves a share that the next command's reconcile takes back.
+canary_steps() { # steps seconds min_requests   (roll_to's locals: tag slot new name old_slot prev_tag)
+  local pct out
+  for pct in ${1//,/ }; do
+    step "canary: $name (api:$tag) takes $pct % of new requests for ${2}s; $prev_tag in slot $old_slot serves the rest"
+    out=$(proxy_exec slipway-upstream --canary "$slot" "$pct" 2>&1) || canary_revert "the proxy refused the canary share ($out)"
+    printf '%s\n' "$out" >&2
+    canary_step "$pct" "$2" "$3" || canary_revert "$CANARY_VERDICT"
+  done
+  step "canary: every step passed; $name takes all requests"
+}
+
+# One step, judged from the proxy's log every GUARD_SAMPLE_SECONDS: a sample is bad when the
+# canary's 5xx share exceeds the stable slot's share in the same sample by GUARD_MAX_5XX_PERCENT,
+# or its p99 exceeds max(GUARD_P99_SECONDS, GUARD_P99_FACTOR x the stable slot's p99 then); so a
+# fault both releases share (the database) is not the canary's. GUARD_BAD_SAMPLES bad samples
+# fail the step. Fewer than MIN requests to the canary by the step's end: it runs on, up to its
+# length again, then fails closed (MIN 0 judges whatever came). Sets CANARY_VERDICT, returns 1.
+canary_step() { # percent seconds min_requests   (roll_to's locals: slot old_slot)
+  local pct=$1 seconds=$2 min=$3 start from now end deadline fig base limits verdict every max5xx p99min factor bad_limit min_sample
+  local count errors p99 b_count b_errors b_p99 bad=0 total=0 total_errors=0 waiting=0
+  every=$(env_number GUARD_SAMPLE_SECONDS 3)
+  max5xx=$(env_number GUARD_MAX_5XX_PERCENT 1)
+  p99min=$(env_number GUARD_P99_SECONDS 1)
+  factor=$(env_number GUARD_P99_FACTOR 3)
+  bad_limit=$(env_number GUARD_BAD_SAMPLES 2)
+  min_sample=$(env_number GUARD_MIN_SAMPLE_REQUESTS 5)
+  start=$(now_precise)
+  from=$start
+  end=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + s }')
+  deadline=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + 2 * s }')
+  while :; do
+    sleep "$every"
+    now=$(now_precise)
+    # Unlike the guard's, a canary with no figures is not promoted: it fails closed.
+    if ! fig=$(proxy_figures "$slot" "$from" "$now") || ! base=$(proxy_figures "$old_slot" "$from" "$now"); then
+      CANARY_VERDICT="cannot read the proxy's access log (docker logs) at $pct %"
+      return 1
+    fi
+    read -r count errors p99 _ <<<"$fig"
+    read -r b_count b_errors b_p99 _ <<<"$base"
+    total=$((total + count)) total_errors=$((total_errors + errors))
+    limits=$(awk -v m="$max5xx" -v n="$b_count" -v e="$b_errors" -v pm="$p99min" -v f="$factor" -v p="$b_p99" 'BEGIN {
+      l = f * p; if (pm > l) l = pm
+      printf "%g %g", m + (n ? 100 * e / n : 0), l }')
+    verdict=$(sample_verdict "$count" "$errors" "$p99" "${limits% *}" "${limits#* }" "$min_sample")
+    if [[ "$verdict" == BAD:* ]]; then
+      bad=$((bad + 1))
+      if ((bad >= ${bad_limit%.*})); then
+        CANARY_VERDICT="${verdict#BAD: } at $pct % (stable: $b_count requests, $b_errors 5xx)"
+        return 1
+      fi
+    fi
+    step "  canary $pct %: $(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.0fs", a - b }') of ${seconds}s: $verdict (stable: $b_count requests, $b_errors 5xx, p99 ${b_p99} s)"
+    from=$now
+    awk -v a="$now" -v b="$end" 'BEGIN { exit !(a >= b) }' || continue
+    ((total < min)) || break
+    if awk -v a="$now" -v b="$deadline" 'BEGIN { exit !(a >= b) }'; then
+      CANARY_VERDICT="too little traffic to judge: $total requests reached the canary in $(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.0f", a - b }')s at $pct % (< --canary-min-requests $min)"
+      return 1
+    fi
+    ((waiting++)) || step "  canary $pct %: only $total of the $min requests needed so far; waiting up to ${seconds}s more"
+  done
+  step "canary $pct %: passed ($total requests, $total_errors 5xx, $bad bad sample(s) of $bad_limit allowed)"
+}
+
+# A canary step failed: the stable release, which .env still names, takes every request back (a
+# file write, no container start), the canary container goes, and the history records a
+# canary-rollback with the figures. Exits non-zero.
+canary_revert() { # verdict   (roll_to's locals: tag new name old_slot prev_tag)
+  step "canary: $1; sending every request to slot $old_slot ($prev_tag) again"
+  switch_proxy "$old_slot" \
+    || die "the canary failed ($1) but the proxy refused slot $old_slot; run scripts/repair.sh now"
+  sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
+  docker stop -t 30 "$new" >/dev/null 2>&1 || true
+  docker rm -f "$new" >/dev/null
+  record_release canary-rollback "$prev_tag" "$tag" - "$1" \
+    || log "warning: could not record the canary-rollback in $HISTORY_FILE"
+  die "canary rolled back automatically: $1; $prev_tag serves every request again and $name was removed"
+}
+
 # Before the switch went through: .env names the old release again, then the new container goes.
 undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
   if ! env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot"; then
@@ -691,15 +788,16 @@ undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
 # the release before it, kept as keep_old keeps it. Does nothing on a consistent host. Runs under
 # the deploy lock.
 reconcile() {
-  local id active slot serving="" tag last action kept="" previous active_fd state state_slot health
+  local id active canary="" slot serving="" tag last action kept="" previous active_fd state state_slot health
   local -a all=() states=()
   mapfile -t all < <(api_containers)
   ((${#all[@]} > 0)) || return 0
   # The proxy is asked while the containers are inspected: a deploy waits on both.
-  exec {active_fd}< <(active_slot)
+  exec {active_fd}< <(proxy_route)
   mapfile -t states < <(container_states "${all[@]}")
-  read -r active <&"$active_fd" || active=a
+  read -r active canary <&"$active_fd" || active=a
   exec {active_fd}<&-
+  [[ "$active" == b ]] || active=a
   # The slot .env names first: .env moves to a new release only once it is healthy, so a roll
   # killed after that point is carried forward, as `docker compose up -d` would.
   for slot in $(printf '%s\n' "$(env_slot)" "$active" "$(other_slot "$active")" | awk '!seen[$0]++'); do
@@ -715,6 +813,10 @@ reconcile() {
   slot=$(container_slot "$serving")
   if [[ "$slot" != "$active" ]]; then
     step "repair: the proxy's slot $active is not the release .env names; pointing the proxy at slot $slot ($(container_name "$serving"))"
+    switch_proxy "$slot" || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
+  elif [[ -n "$canary" ]]; then
+    # A canary step was cut off: .env still names the stable release, which takes it all back.
+    step "repair: the proxy still gave a canary share (slot ${canary% *}: ${canary#* } %) that an interrupted deploy left; sending everything to slot $slot"
     switch_proxy "$slot" || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
   fi
   tag=$(container_ref "$serving")
@@ -965,9 +1067,12 @@ switch_proxy() { # slot; sets SWITCHED_INSTANCE to what the proxy reached right 
 # The release slot the proxy sends traffic to (a or b); .env's API_SLOT when the proxy is down.
 active_slot() {
   local slot
-  slot=$(proxy_exec slipway-upstream --show 2>/dev/null || env_get API_SLOT)
-  [[ "$slot" == b ]] && echo b || echo a
+  slot=$(proxy_route)
+  [[ "${slot%% *}" == b ]] && echo b || echo a
 }
+# The proxy's route: the active slot, then during a canary step its slot and share ("a b 10");
+# .env's API_SLOT when the proxy is down.
+proxy_route() { proxy_exec slipway-upstream --show 2>/dev/null || env_get API_SLOT; }
 
 # pg_dump ends a whole dump with this marker (followed, since 15.14/17.6, by \unrestrict).
 dump_complete() { tail -n 8 "$1" | grep -q '^-- PostgreSQL database dump complete'; }

@@ -55,8 +55,8 @@ kpi() { # since
 }
 
 # Prints one line per way the host differs from one consistent release; nothing when it is.
-drift() { # active_slot kept_container
-  local active=$1 kept=$2 id env_slot env_tag pid holder note serving="" slot tag health name
+drift() { # active_slot kept_container [canary: "SLOT PERCENT" from the proxy's route]
+  local active=$1 kept=$2 canary=${3:-} id env_slot env_tag pid holder note serving="" slot tag health name
   local -a all=()
   mapfile -t all < <(api_containers)
   env_slot=$(env_get API_SLOT)
@@ -81,8 +81,10 @@ drift() { # active_slot kept_container
     if [[ -n "$pid" && ! -d "/proc/$pid" ]]; then
       echo "the deploy lock is held, but its holder (pid $pid) is dead: a process it started still holds it (fuser -v $LOCK_FILE)"
     fi
-  elif note=$(interrupted_operation); then
-    echo "an operation was interrupted before it finished: $note"
+  else
+    # No deploy runs, so no canary step does: an interrupted one left its share.
+    [[ -z "$canary" ]] || echo "the proxy still gives slot ${canary% *} ${canary#* } % of requests: a canary step an interrupted deploy left"
+    if note=$(interrupted_operation); then echo "an operation was interrupted before it finished: $note"; fi
   fi
   for name in $(leftover_rehearsals); do echo "a migration rehearsal's copy of the database was left: $name"; done
 }
@@ -132,9 +134,14 @@ main() {
     return
   fi
   echo "release:   $(api_image):$(env_get API_TAG)"
-  local slot
-  slot=$(active_slot)
+  local slot route
+  route=$(proxy_route)
+  slot=${route%% *}
+  [[ "$slot" == b ]] || slot=a
   echo "slot:      $slot (the proxy sends traffic to /run/slipway/api-$slot.sock)"
+  read -r _ route <<<"$route"
+  # Only while a deploy --canary step runs; a kill leaves it for repair.sh to take back.
+  [[ -z "$route" ]] || echo "canary:    slot ${route% *} takes ${route#* } % of new requests (deploy --canary)"
   echo "health:    $(proxy_health 2>/dev/null || echo 'UNAVAILABLE (proxy not answering /health)')"
   # The newest migration applied: `dagger call migration-plan --since=<it>` shows what a release adds.
   echo "schema:    $(schema_version 2>/dev/null || echo 'unknown (db not answering)')"
@@ -153,7 +160,7 @@ main() {
   local -a problems=()
   local found
   # Not `< <(drift)`: a failing check there would pass for "no drift".
-  found=$(drift "$slot" "$kept") || found="the drift check itself failed (its error is above); do not trust 'none'"
+  found=$(drift "$slot" "$kept" "$route") || found="the drift check itself failed (its error is above); do not trust 'none'"
   [[ -z "$found" ]] || mapfile -t problems <<<"$found"
   if ((${#problems[@]} == 0)); then
     echo "drift:     none"

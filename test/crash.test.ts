@@ -77,6 +77,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     ["deploy", "recording in .env", /recording api:/, SHORT_WATCH_S],
     ["deploy", "switching the proxy", /switching the proxy/, LONG_WATCH_S],
     ["deploy", "guard window", /guard: watching what users get/, SHORT_WATCH_S],
+    ["deploy", "canary step", /canary now: slot [ab] takes 10 %/, SHORT_WATCH_S],
     ["deploy", "old release kept", /stays warm in slot/, LONG_WATCH_S],
     ["rollback", "resuming the kept release", /is kept in slot/, SHORT_WATCH_S],
     ["rollback", "switching the proxy", /switching the proxy/, SHORT_WATCH_S],
@@ -90,7 +91,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     // step needs a release with a migration the database lacks (deploy skips both otherwise).
     const early = ["pre-deploy backup", "rehearsing migrations", "running migrations"].includes(step);
     const release = /migrations/.test(step) ? "altermigration" : other(current());
-    const guard = step === "guard window" ? ["--guard", "20"] : [];
+    const guard = step === "guard window" ? ["--guard", "20"] : step === "canary step" ? ["--canary", "10", "--canary-step", "30"] : [];
     const args = script === "deploy" ? ["--no-pull", ...(early ? [] : ["--skip-backup"]), ...guard, release] : ["--no-pull"];
     // A new release starts a new container; the alternating v1/v2 would find the one kept.
     if (script === "deploy") await stack.dropKept();
@@ -101,7 +102,10 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect(up.exitCode, up.stdout).toBe(0);
     await sleep(watch * 1000);
     const status = await stack.script("status");
+    // A canary's share outlives the kill (and `up -d`): status names it until the next command takes it back.
+    if (step === "canary step") expect(status.stdout).toMatch(/DRIFT: +the proxy still gives slot [ab] 10 % of requests/);
     const next = await stack.script("deploy", ["--no-pull", "--skip-backup", other(current())]);
+    if (step === "canary step") expect(next.all).toMatch(/repair: the proxy still gave a canary share/);
     await sleep(1_000);
     const result = await load.stop();
 
@@ -112,6 +116,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect((await getJson(`${stack.url}/health`)).body.version).toBe(current());
     const after = await stack.script("status");
     expect(after.stdout, after.stdout).toContain("drift:     none");
+    expect(after.stdout).not.toMatch(/^canary:/m);
     // Nor a rehearsal's copy of the database.
     const copies = await stack.compose(["exec", "-T", "db", "psql", "-U", "slipway", "-d", "postgres", "-Atc", "SELECT datname FROM pg_database WHERE datname LIKE 'slipway_rehearsal_%'"]);
     expect(copies.stdout.trim()).toBe("");

@@ -194,10 +194,13 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
     });
 
-    it("`dagger call deploy` rolls v1 to v2 under reads and writes with no failed request", async () => {
-      const { result, load } = await runUnderLoad({ baseUrl: stack.url, clients: 8, maxSeconds: 600 }, () => call("deploy", "--tag=v2"));
-      report("dagger call deploy v1->v2", load);
+    it("`dagger call deploy --canary` rolls v1 to v2 through two canary steps under reads and writes with no failed request", async () => {
+      const { result, load } = await runUnderLoad({ baseUrl: stack.url, clients: 8, maxSeconds: 600 }, () =>
+        call("deploy", "--tag=v2", "--canary=10,50", "--canary-step=3", "--canary-min-requests=5"));
+      report("dagger call deploy --canary v1->v2", load);
       expect(result.exitCode, result.all).toBe(0);
+      expect(result.all).toMatch(/canary 10 %: passed/);
+      expect(result.all).toMatch(/canary 50 %: passed/);
       expect(load.sent).toBeGreaterThan(100);
       expect(load.failed, describeFailures(load)).toEqual([]);
       expect(load.samples.some((s) => s.version === "v2")).toBe(true);

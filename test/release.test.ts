@@ -586,4 +586,87 @@ describe.sequential("production stack", () => {
       expect(await version()).toBe(base);
     });
   });
+
+  describe.sequential("9. deploy --canary", () => {
+    const current = () => /^API_TAG=(.*)$/m.exec(stack.read(".env"))![1]!;
+    const next = () => (current() === "v2" ? "v1" : "v2");
+    const envKeys = () => ["API_TAG", "API_SLOT", "COMPOSE_PROFILES"].map((key) => new RegExp(`^${key}=(.*)$`, "m").exec(stack.read(".env"))?.[1]);
+    const lastRecord = () => stack.read("releases.log").trimEnd().split("\n").at(-1)!.split("\t");
+
+    it("a healthy canary takes 10 %, then 50 %, then every request, both releases serving during the steps, with no failed request", async () => {
+      const from = current();
+      const to = next();
+      const { result, load } = await underLoad(stack, () =>
+        stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", "--canary-step", "4", "--canary-min-requests", "5", to]),
+      );
+      report("healthy canary 10 % -> 50 % -> 100 %", load);
+      expect(result.exitCode, result.all).toBe(0);
+      expect(result.all).toMatch(/canary now: slot [ab] takes 10 % beside slot [ab] \(instance: [0-9a-f]{12}\)/);
+      expect(result.all).toMatch(/canary 10 %: passed \(\d+ requests, 0 5xx/);
+      expect(result.all).toMatch(/canary 50 %: passed \(\d+ requests, 0 5xx/);
+      expect(result.all).toMatch(/canary: every step passed/);
+      expect(load.failed, describeFailures(load)).toEqual([]);
+      // Both releases answered, interleaved: a share, not a switch.
+      const reads = load.samples.filter((s) => s.version).map((s) => s.version);
+      const firstNew = reads.indexOf(to);
+      expect(firstNew).toBeGreaterThan(0);
+      const oldAfterNew = reads.slice(firstNew).filter((v) => v === from).length;
+      console.log(`canary: ${oldAfterNew} reads still answered by ${from} after the first answer from ${to}`);
+      expect(oldAfterNew).toBeGreaterThan(20);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe(to);
+      expect(lastRecord().slice(1, 3)).toEqual(["deploy", to]);
+      const status = await stack.script("status");
+      expect(status.stdout).not.toMatch(/^canary:/m);
+      expect(status.stdout).toContain("drift:     none");
+    });
+
+    it("a canary that answers 500 on POST /api/items is taken back at its first step; the stable release serves throughout", async () => {
+      const from = current();
+      const before = envKeys();
+      const { result, load } = await underLoad(stack, () =>
+        stack.script("deploy", ["--no-pull", "--skip-backup", "--canary", "10,50", "--canary-step", "20", "brokenwrites"]),
+      );
+      report("bad canary, taken back", load);
+      expect(result.exitCode).toBe(1);
+      expect(result.all).toMatch(/ERROR: canary rolled back automatically: 5xx \d+\.\d % > 1 % \(\d+ of \d+ requests\) at 10 % \(stable: \d+ requests, 0 5xx\); v\d serves every request again/);
+      expect(result.all).not.toMatch(/takes 50 %/);
+      expect(envKeys()).toEqual(before);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe(from);
+      await stack.expectOneRelease(null);
+      const last = lastRecord();
+      expect([last[1], last[2], last[4]]).toEqual(["canary-rollback", from, "brokenwrites"]);
+      expect(last[9]).toMatch(/^5xx \d+\.\d % > 1 % .* at 10 %/);
+      // What users saw: only the canary's share of the writes, for the samples it took to judge it.
+      expect(load.failed.every((f) => f.kind === "write" && f.status === 500), describeFailures(load)).toBe(true);
+      const writes = load.samples.filter((s) => s.kind === "write").length;
+      const span = load.failed.length ? (load.failed.at(-1)!.at - load.failed[0]!.at) / 1000 : 0;
+      console.log(`canary: ${load.failed.length} of ${writes} writes failed (${((100 * load.failed.length) / writes).toFixed(1)} %) over ${span.toFixed(1)} s`);
+      expect(load.failed.length).toBeGreaterThan(0);
+      expect(load.failed.length).toBeLessThan(0.15 * writes);
+      expect(span).toBeLessThan(12);
+    });
+
+    it("a step with too little traffic fails closed; --canary-min-requests 0 judges what came; bad options are refused in one line", async () => {
+      const before = envKeys();
+      const starved = await stack.script("deploy", ["--no-pull", "--skip-backup", "--canary", "10", "--canary-step", "3", "--canary-min-requests", "50", next()]);
+      expect(starved.exitCode).toBe(1);
+      expect(starved.all).toMatch(/ERROR: canary rolled back automatically: too little traffic to judge: 0 requests reached the canary in \d+s at 10 % \(< --canary-min-requests 50\)/);
+      expect(envKeys()).toEqual(before);
+      expect(lastRecord()[1]).toBe("canary-rollback");
+      const to = next();
+      const judged = await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "--canary", "10", "--canary-step", "3", "--canary-min-requests", "0", to]);
+      expect(judged.exitCode, judged.all).toBe(0);
+      expect((await getJson(`${stack.url}/health`)).body.version).toBe(to);
+      for (const [args, error] of [
+        [["--canary", "50,10"], /ERROR: invalid --canary '50,10': each step must be above the one before/],
+        [["--canary", "10;id"], /ERROR: invalid --canary '10;id': use rising percents from 1 to 99/],
+        [["--canary-step", "5"], /ERROR: --canary-step and --canary-min-requests need --canary STEPS/],
+      ] as const) {
+        const r = await stack.script("deploy", ["--no-pull", ...args, next()]);
+        expect(r.exitCode).toBe(1);
+        expect(r.all.trim().split("\n"), r.all).toHaveLength(1);
+        expect(r.all).toMatch(error);
+      }
+    });
+  });
 });

@@ -94,6 +94,21 @@ describe("workflows", () => {
     expect(raw("deploy.yml")).not.toMatch(/curl -f/);
   });
 
+  it("deploy's canary input reaches `dagger call deploy` only as rising percents, checked before the job runs", async () => {
+    const deploy = wf("deploy.yml");
+    expect(Object.keys(deploy.on.workflow_dispatch.inputs)).toEqual(expect.arrayContaining(["canary", "canary_step"]));
+    const resolve = deploy.jobs.verify.steps[0].run as string;
+    // The validator itself, run by bash on good and bad values.
+    const validator = resolve.match(/^ *valid_canary\(\) \{\n[\s\S]*?\n *\}$/m)![0];
+    const valid = async (v: string) => (await execa("bash", ["-c", `${validator}\nvalid_canary "$1"`, "check", v], { reject: false })).exitCode === 0;
+    for (const good of ["10", "10,50", "1,2,99"]) expect(await valid(good), good).toBe(true);
+    for (const bad of ["50,10", "0,10", "100", "10,10", "10,", "10;id", "$(id)", "10 50"]) expect(await valid(bad), bad).toBe(false);
+    expect(resolve).toMatch(/valid_canary "\$canary" \|\| fail/);
+    const call = (deploy.jobs.deploy.steps as any[]).find((s) => /dagger --progress plain call/.test(s.run ?? ""));
+    expect(call.run).toContain('args+=(--canary="$CANARY" --canary-step="$CANARY_STEP")');
+    expect(deploy.jobs.deploy.env.CANARY).toBe("${{ needs.verify.outputs.canary }}");
+  });
+
   it("rollback starts at once: its own concurrency group and an environment without reviewers, inputs validated first", () => {
     const rollback = wf("rollback.yml");
     expect(Object.keys(rollback.on)).toEqual(["workflow_dispatch"]);

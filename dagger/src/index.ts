@@ -284,6 +284,12 @@ export class Slipway {
     timeout = 60,
     /** Seconds the host watches the new release through its proxy, the old one warm, before stopping the old (0: off; default: the host's GUARD_SECONDS, else 30). A bad release is switched back automatically. */
     guard = -1,
+    /** Canary steps before the switch: percent shares of requests the new release takes in turn, e.g. "10,50" (100 follows); each is judged against the stable release, and a failed step is taken back at once. Empty: no canary. */
+    canary = "",
+    /** Seconds each canary step lasts. */
+    canaryStep = 60,
+    /** Requests the canary must get in a step to be judged (short of it, the step fails closed); 0 judges whatever came. */
+    canaryMinRequests = 20,
     /** Public base URL to smoke-test after the switch (see `smoke`); a failure rolls back. */
     smokeUrl = "",
     /** Seconds the smoke test gives /health to report the new version (a CDN or load balancer in front settling). */
@@ -301,11 +307,11 @@ export class Slipway {
     sshImage = "alpine:3.22.2",
   ): Promise<string> {
     const release = releaseRef(tag, digest);
-    const call: ScriptCall = { dir, script: "deploy", tag: release, operator, approver, args: deployArgs(timeout, guard) };
+    const call: ScriptCall = { dir, script: "deploy", tag: release, operator, approver, args: deployArgs(timeout, guard, { steps: canary, stepSeconds: canaryStep, minRequests: canaryMinRequests }) };
     const target = this.target(host, user, port);
     const event = { action: "deploy", environment, release, commit, author, operator, approver, changelog: lines(changelog) } as const;
     return this.notified(slackWebhook, event, async () => {
-      const files = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]) });
+      const files = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]), exclude: ["**/*.test.ts"] });
       const bundle = stagingDir(randomUUID());
       const out = await this.ssh(sshImage, sshKey, knownHosts)
         .withDirectory("/bundle", files)

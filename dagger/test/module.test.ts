@@ -71,7 +71,7 @@ describe("the Dagger module as the engine sees it", () => {
       expect(fns[name]!.arguments.trivyCache!.isOptional, name).toBe(true);
     }
     expect(Object.keys(fns.deploy!.arguments)).toEqual([
-      "source", "host", "user", "sshKey", "knownHosts", "tag", "digest", "dir", "port", "timeout", "guard", "smokeUrl", "smokeWait", "slackWebhook",
+      "source", "host", "user", "sshKey", "knownHosts", "tag", "digest", "dir", "port", "timeout", "guard", "canary", "canaryStep", "canaryMinRequests", "smokeUrl", "smokeWait", "slackWebhook",
       "environment", "operator", "approver", "commit", "author", "changelog", "sshImage",
     ]);
     expect(fns.deploy!.arguments.digest!.description).toMatch(/runs exactly that image/);
@@ -80,6 +80,9 @@ describe("the Dagger module as the engine sees it", () => {
     expect(fns.smoke!.arguments.url!.isOptional).toBe(false);
     expect(fns.deploy!.arguments.dir!.defaultValue).toBe("/opt/slipway");
     expect(fns.deploy!.arguments.port!.defaultValue).toBe(22);
+    expect(fns.deploy!.arguments.canary!.defaultValue).toBe("");
+    expect(fns.deploy!.arguments.canaryStep!.defaultValue).toBe(60);
+    expect(fns.deploy!.arguments.canaryMinRequests!.defaultValue).toBe(20);
     expect(fns.deploy!.arguments.knownHosts!.description).toMatch(/unknown keys fail/);
     expect(fns.rollback!.arguments.tag!.isOptional).toBe(true);
     expect(Object.keys(fns.publish!.arguments)).toEqual(expect.arrayContaining(["registry", "username", "password", "tag"]));

@@ -58,10 +58,30 @@ export interface ScriptCall {
 }
 
 /** deploy.sh's flags: the health timeout, and the guard window when one is asked for (-1: the host's setting). */
-export function deployArgs(timeout: number, guard: number): string[] {
+export function deployArgs(timeout: number, guard: number, canary: Canary = NO_CANARY): string[] {
   if (!Number.isInteger(timeout) || timeout < 1) throw new Error(`invalid timeout ${timeout}: use a positive number of seconds`);
   if (!Number.isInteger(guard) || guard < -1 || guard > 3600) throw new Error(`invalid guard ${guard}: use seconds from 0 (off) to 3600, or leave it out`);
-  return ["--timeout", String(timeout), ...(guard >= 0 ? ["--guard", String(guard)] : [])];
+  return ["--timeout", String(timeout), ...(guard >= 0 ? ["--guard", String(guard)] : []), ...canaryArgs(canary)];
+}
+
+/** deploy.sh --canary: percent steps ("" for none), each step's seconds, and the requests a step needs to be judged. */
+export interface Canary {
+  steps: string;
+  stepSeconds: number;
+  minRequests: number;
+}
+export const NO_CANARY: Canary = { steps: "", stepSeconds: 60, minRequests: 20 };
+
+/** The canary's flags for deploy.sh, checked as deploy.sh checks them: rising percents from 1 to 99. */
+export function canaryArgs({ steps, stepSeconds, minRequests }: Canary): string[] {
+  if (steps === "") return [];
+  const shares = /^[0-9]{1,2}(,[0-9]{1,2}){0,9}$/.test(steps) ? steps.split(",").map(Number) : [];
+  if (shares.length === 0 || shares.some((p, i) => p < 1 || p <= (shares[i - 1] ?? 0))) {
+    throw new Error(`invalid canary ${JSON.stringify(steps)}: use rising percents from 1 to 99, comma-separated, e.g. 10,50 (100 follows)`);
+  }
+  if (!Number.isInteger(stepSeconds) || stepSeconds < 1 || stepSeconds > 3600) throw new Error(`invalid canaryStep ${stepSeconds}: use seconds from 1 to 3600`);
+  if (!Number.isInteger(minRequests) || minRequests < 0 || minRequests > 999999) throw new Error(`invalid canaryMinRequests ${minRequests}: use a whole number (0 judges whatever traffic came)`);
+  return ["--canary", steps, "--canary-step", String(stepSeconds), "--canary-min-requests", String(minRequests)];
 }
 
 /** status.sh's flags for the KPI view; `since` is a duration (15m, 2h, 90s), checked here and on the host. */

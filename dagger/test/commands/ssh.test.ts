@@ -71,4 +71,16 @@ describe("deploy.sh flags", () => {
     expect(() => deployArgs(60, -2)).toThrow(/invalid guard/);
     expect(() => deployArgs(0, 10)).toThrow(/invalid timeout/);
   });
+
+  it("deployArgs passes canary steps as deploy.sh checks them", () => {
+    expect(deployArgs(60, -1, { steps: "10,50", stepSeconds: 30, minRequests: 0 })).toEqual([
+      "--timeout", "60", "--canary", "10,50", "--canary-step", "30", "--canary-min-requests", "0",
+    ]);
+    expect(deployArgs(60, -1, { steps: "", stepSeconds: 30, minRequests: 5 })).toEqual(["--timeout", "60"]);
+    for (const steps of ["50,10", "0,10", "100", "10,10", "10;rm -rf /", " 10", "10,", "1,2,3,4,5,6,7,8,9,10,11"]) {
+      expect(() => deployArgs(60, -1, { steps, stepSeconds: 60, minRequests: 20 }), steps).toThrow(/invalid canary/);
+    }
+    expect(() => deployArgs(60, -1, { steps: "10", stepSeconds: 0, minRequests: 20 })).toThrow(/invalid canaryStep/);
+    expect(() => deployArgs(60, -1, { steps: "10", stepSeconds: 60, minRequests: -1 })).toThrow(/invalid canaryMinRequests/);
+  });
 });
