@@ -47,6 +47,11 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
     const nodes = Object.fromEntries(ps.stdout.split("\n").filter(Boolean).map((l) => l.split(" ")));
     expect(nodes["slipway_db.1"]).toBe("node1");
     expect(new Set([nodes["slipway_api.1"], nodes["slipway_api.2"]]).size).toBe(2);
+    // The stack names no probe: each task runs its image's own HEALTHCHECK, with the stack's timings.
+    const node = nodes["slipway_api.1"]!;
+    const id = (await swarm.docker(node, ["ps", "-q", "--filter", "label=com.docker.swarm.service.name=slipway_api"])).stdout.split("\n")[0]!;
+    const health = await swarm.docker(node, ["inspect", "-f", "{{json .Config.Healthcheck.Test}} {{.Config.Healthcheck.StartInterval}} {{.State.Health.Status}}", id]);
+    expect(health.stdout).toBe('["CMD","perl","/app/healthcheck.pl"] 250ms healthy');
   });
 
   it("deploy.sh v2 over SSH rolls the replicas under reads and writes through another node's proxy, fails no request, and records v2 by digest", async () => {
