@@ -13,8 +13,8 @@ const PERSON = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$/;
 const DIR = /^\/(?:[A-Za-z0-9_][A-Za-z0-9_.-]*\/?)*$/;
 const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\[?[0-9A-Fa-f:]+\]?$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
-/** Script flags and their values: `--no-pull`, `--timeout`, `60`, `backups`. */
-const ARG = /^(?:--?[a-z][a-z-]*|[A-Za-z0-9_][A-Za-z0-9_./-]*)$/;
+/** Script flags and their values: `--no-pull`, `--timeout`, `60`, `backups`, `10,50` (canary steps). */
+const ARG = /^(?:--?[a-z][a-z-]*|[A-Za-z0-9_][A-Za-z0-9_.,/-]*)$/;
 
 function check(kind: string, value: string, rule: RegExp, fix: string): string {
   if (!rule.test(value)) throw new Error(`invalid ${kind} ${JSON.stringify(value)}: ${fix}`);
@@ -34,7 +34,7 @@ export const validateHost = (host: string) =>
 export const validateUser = (user: string) =>
   check("user", user, USER, "use a POSIX user name, e.g. deploy");
 export const validateArg = (arg: string) =>
-  check("argument", arg, ARG, "use a flag (--no-pull) or a plain word of letters, digits, '_', '.', '/', '-'");
+  check("argument", arg, ARG, "use a flag (--no-pull) or a plain word of letters, digits, '_', '.', ',', '/', '-'");
 
 export function validatePort(port: number): number {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {

@@ -27,6 +27,7 @@ describe("validation of values bound for a remote shell", () => {
     for (const port of [0, 65536, 2.5, Number.NaN]) expect(() => validatePort(port)).toThrow(/^invalid port/);
     expect(validateArg("--timeout")).toBe("--timeout");
     expect(validateArg("90")).toBe("90");
+    expect(validateArg("10,50")).toBe("10,50");
     for (const arg of ["--x;id", "a b", "$(id)", "-"]) expect(() => validateArg(arg)).toThrow(/^invalid argument/);
   });
 });

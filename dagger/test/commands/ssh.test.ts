@@ -80,6 +80,11 @@ describe("deploy.sh flags", () => {
     for (const steps of ["50,10", "0,10", "100", "10,10", "10;rm -rf /", " 10", "10,", "1,2,3,4,5,6,7,8,9,10,11"]) {
       expect(() => deployArgs(60, -1, { steps, stepSeconds: 60, minRequests: 20 }), steps).toThrow(/invalid canary/);
     }
+    // What the deploy function sends: the whole remote command validates and quotes them.
+    const args = deployArgs(60, -1, { steps: "10,50", stepSeconds: 30, minRequests: 20 });
+    expect(remoteScriptCommand({ dir: "/opt/slipway", script: "deploy", tag: "v2", args })).toBe(
+      "cd '/opt/slipway' && './scripts/deploy.sh' '--timeout' '60' '--canary' '10,50' '--canary-step' '30' '--canary-min-requests' '20' 'v2'",
+    );
     expect(() => deployArgs(60, -1, { steps: "10", stepSeconds: 0, minRequests: 20 })).toThrow(/invalid canaryStep/);
     expect(() => deployArgs(60, -1, { steps: "10", stepSeconds: 60, minRequests: -1 })).toThrow(/invalid canaryMinRequests/);
   });
