@@ -57,12 +57,14 @@ describe("the API against a real Postgres", () => {
     expect((await app.inject({ url: "/api/items/abc" })).statusCode).toBe(400);
   });
 
-  it("reports not ready once draining", async () => {
+  it("reports not ready once draining, while /health still answers 200", async () => {
     accepting = false;
     try {
       const res = await app.inject({ url: "/health/ready" });
       expect(res.statusCode).toBe(503);
       expect((await app.inject({ url: "/health/live" })).statusCode).toBe(200);
+      // Still serving while the load balancer catches up: /health answers as any route does.
+      expect((await app.inject({ url: "/health" })).statusCode).toBe(200);
     } finally {
       accepting = true;
     }

@@ -14,14 +14,17 @@ export interface HealthDeps {
 export function registerHealthRoutes(app: FastifyInstance, deps: HealthDeps): void {
   app.get("/health/live", { logLevel: "warn" }, async () => ({ status: "ok", version: deps.version }));
 
-  const full = async (_req: unknown, reply: import("fastify").FastifyReply) => {
+  // Readiness also fails once shutdown began, to take this instance out of rotation; /health
+  // does not: during SHUTDOWN_DELAY_MS the instance still serves every request a load balancer
+  // that has not caught up sends it, /health among them (a monitor's or a user's).
+  const full = (ready: boolean) => async (_req: unknown, reply: import("fastify").FastifyReply) => {
     const report = await checkHealth(deps.db, deps.shipped, deps.version);
-    if (!deps.isAccepting()) report.status = "fail";
+    if (ready && !deps.isAccepting()) report.status = "fail";
     // Which container answered (its hostname): the health probe and the roll check they reach
     // the container they mean, not another server on the same socket path.
     reply.header(INSTANCE_HEADER, instanceName());
     return reply.code(report.status === "ok" ? 200 : 503).send(report);
   };
-  app.get("/health", { logLevel: "warn" }, full);
-  app.get("/health/ready", { logLevel: "warn" }, full);
+  app.get("/health", { logLevel: "warn" }, full(false));
+  app.get("/health/ready", { logLevel: "warn" }, full(true));
 }
