@@ -597,7 +597,7 @@ describe.sequential("production stack", () => {
       const from = current();
       const to = next();
       const { result, load } = await underLoad(stack, () =>
-        stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", "--canary-step", "4", "--canary-min-requests", "5", to]),
+        stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", "--canary-step", "2", "--canary-min-requests", "5", to]),
       );
       report("healthy canary 10 % -> 50 % -> 100 %", load);
       expect(result.exitCode, result.all).toBe(0);
@@ -648,13 +648,13 @@ describe.sequential("production stack", () => {
 
     it("a step with too little traffic fails closed; --canary-min-requests 0 judges what came; bad options are refused in one line", async () => {
       const before = envKeys();
-      const starved = await stack.script("deploy", ["--no-pull", "--skip-backup", "--canary", "10", "--canary-step", "3", "--canary-min-requests", "50", next()]);
+      const starved = await stack.script("deploy", ["--no-pull", "--skip-backup", "--canary", "10", "--canary-step", "1", "--canary-min-requests", "50", next()]);
       expect(starved.exitCode).toBe(1);
       expect(starved.all).toMatch(/ERROR: canary rolled back automatically: too little traffic to judge: 0 requests reached the canary in \d+s at 10 % \(< --canary-min-requests 50\)/);
       expect(envKeys()).toEqual(before);
       expect(lastRecord()[1]).toBe("canary-rollback");
       const to = next();
-      const judged = await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "--canary", "10", "--canary-step", "3", "--canary-min-requests", "0", to]);
+      const judged = await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "--canary", "10", "--canary-step", "1", "--canary-min-requests", "0", to]);
       expect(judged.exitCode, judged.all).toBe(0);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe(to);
       for (const [args, error] of [
