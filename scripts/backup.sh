@@ -25,7 +25,7 @@ USAGE
 }
 
 main() {
-  local dir="$SLIPWAY_DIR/backups" keep="" db user stamp final partial size
+  local dir="$SLIPWAY_DIR/backups" keep="" db user stamp final partial size attempt status
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -41,8 +41,9 @@ main() {
   # A backup and a release never overlap: a migration's ALTER would queue behind pg_dump's locks
   # (and block every query behind it). Under deploy or restore, their lock covers this.
   [[ -n "${SLIPWAY_LOCK_HELD:-}" ]] || acquire_lock backup "${SLIPWAY_BACKUP_LOCK_WAIT:-600}"
-  db=$(compose exec -T db printenv POSTGRES_DB)
-  user=$(compose exec -T db printenv POSTGRES_USER)
+  db=$(db_env POSTGRES_DB)
+  user=$(db_env POSTGRES_USER)
+  [[ -n "$db" && -n "$user" ]] || die "cannot read POSTGRES_DB and POSTGRES_USER from the db container (docker inspect); no backup was written"
   umask 077
   mkdir -p "$dir"
   while :; do
@@ -53,7 +54,15 @@ main() {
   done
   partial="$dir/.$db-$stamp.sql.partial"
   step "dumping database $db to $final"
-  if ! compose exec -T db pg_dump --clean --if-exists --no-owner --no-privileges -U "$user" -d "$db" >"$partial"; then
+  for attempt in 1 2 3; do
+    status=0
+    compose exec -T db pg_dump --clean --if-exists --no-owner --no-privileges -U "$user" -d "$db" >"$partial" || status=$?
+    # 126: the runtime did not start the exec (a busy host); nothing ran, so it is tried again.
+    ((status == 126 && attempt < 3)) || break
+    log "the database's exec did not start (attempt $attempt of 3); trying again"
+    sleep 1
+  done
+  if ((status != 0)); then
     rm -f "$partial"
     die "pg_dump failed; no backup was written (check: docker compose -f $COMPOSE_FILE_NAME logs db)"
   fi

@@ -393,6 +393,11 @@ service_container() { # service
   if docker container inspect "$name" >/dev/null 2>&1; then echo "$name"; else compose ps -q "$1"; fi
 }
 proxy_container() { service_container proxy; }
+# A variable of the database container's environment (POSTGRES_DB, POSTGRES_USER), read from its
+# config: no `exec`, which a busy runtime can fail to start (exit 126, "OCI runtime exec failed").
+db_env() { # name
+  docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$(service_container db)" | sed -n "s/^$1=//p"
+}
 container_running() { [[ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]]; }
 db_running() { container_running "$(service_container db)"; }
 
