@@ -681,13 +681,7 @@ guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_
   env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot" \
     || log "warning: could not write .env (disk full?): it still names $tag, which scripts/repair.sh would restore; free space, then run scripts/rollback.sh $prev_tag"
   step "guard: $1; .env names $prev_tag again; switching the proxy back to slot $old_slot"
-  switch_proxy "$old_slot" \
-    || die "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
-  sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
-  docker stop -t 30 "$new" >/dev/null 2>&1 || true
-  docker rm -f "$new" >/dev/null
-  record_release guard-rollback "$prev_tag" "$tag" - "$1" \
-    || log "warning: could not record the guard-rollback in $HISTORY_FILE"
+  take_back guard-rollback "$1" "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
   post_hook post-guard-rollback guard-rollback "$prev_tag" "$tag"
   die "rolled back automatically: $1; $prev_tag serves again and $name was removed"
 }
@@ -768,14 +762,20 @@ canary_step() { # percent seconds min_requests   (roll_to's locals: slot old_slo
 # canary-rollback with the figures. Exits non-zero.
 canary_revert() { # verdict   (roll_to's locals: tag new name old_slot prev_tag)
   step "canary: $1; sending every request to slot $old_slot ($prev_tag) again"
-  switch_proxy "$old_slot" \
-    || die "the canary failed ($1) but the proxy refused slot $old_slot; run scripts/repair.sh now"
+  take_back canary-rollback "$1" "the canary failed ($1) but the proxy refused slot $old_slot; run scripts/repair.sh now"
+  die "canary rolled back automatically: $1; $prev_tag serves every request again and $name was removed"
+}
+
+# The guard's and a failed canary's last steps: the stable release, running in its slot, takes
+# every request (a file write, no container start); requests already routed land; the new
+# container goes; the history records ACTION with the figures.
+take_back() { # action verdict refused_message   (roll_to's locals: tag new old_slot prev_tag)
+  switch_proxy "$old_slot" || die "$3"
   sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
   docker stop -t 30 "$new" >/dev/null 2>&1 || true
   docker rm -f "$new" >/dev/null
-  record_release canary-rollback "$prev_tag" "$tag" - "$1" \
-    || log "warning: could not record the canary-rollback in $HISTORY_FILE"
-  die "canary rolled back automatically: $1; $prev_tag serves every request again and $name was removed"
+  record_release "$1" "$prev_tag" "$tag" - "$2" \
+    || log "warning: could not record the $1 in $HISTORY_FILE"
 }
 
 # Before the switch went through: .env names the old release again, then the new container goes.
