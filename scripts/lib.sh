@@ -628,21 +628,30 @@ sample_verdict() { # count errors p99 max_5xx_percent p99_limit min
     printf "ok: %d requests, 5xx %.1f %%, p99 %.3f s", n, r, p }'
 }
 
+# The thresholds the guard and the canary steps judge samples by, from .env, on one line:
+# GUARD_SAMPLE_SECONDS GUARD_MAX_5XX_PERCENT GUARD_P99_SECONDS GUARD_P99_FACTOR
+# GUARD_BAD_SAMPLES GUARD_MIN_SAMPLE_REQUESTS. Fails (env_number named the bad value) on a
+# malformed one; callers exit then, since they run where `set -e` does not (`... || revert`).
+guard_thresholds() {
+  local pair value
+  for pair in GUARD_SAMPLE_SECONDS:3 GUARD_MAX_5XX_PERCENT:1 GUARD_P99_SECONDS:1 GUARD_P99_FACTOR:3 GUARD_BAD_SAMPLES:2 GUARD_MIN_SAMPLE_REQUESTS:5; do
+    value=$(env_number "${pair%:*}" "${pair#*:}") || return 1
+    printf '%s ' "$value"
+  done
+  echo
+}
+
 # Samples the new slot every GUARD_SAMPLE_SECONDS for SECONDS after the switch. A sample with at
 # least GUARD_MIN_SAMPLE_REQUESTS requests is bad when its 5xx share exceeds GUARD_MAX_5XX_PERCENT
 # or its p99 exceeds max(GUARD_P99_SECONDS, GUARD_P99_FACTOR x the old release's pre-switch p99).
 # GUARD_BAD_SAMPLES bad samples fail the guard (sets GUARD_VERDICT, returns 1). Fewer than
 # GUARD_MIN_REQUESTS requests in the whole window is too little to judge: it passes, and says so.
 guard_window() { # slot seconds switched_at baseline_p99
-  local slot=$1 seconds=$2 start=$3 from=$3 base=${4:-0} fig every max5xx p99min factor bad_limit min_sample min_total
+  local slot=$1 seconds=$2 start=$3 from=$3 base=${4:-0} fig thresholds every max5xx p99min factor bad_limit min_sample min_total
   local limit now end count errors p99 verdict bad=0 total=0 total_errors=0
-  every=$(env_number GUARD_SAMPLE_SECONDS 3)
-  max5xx=$(env_number GUARD_MAX_5XX_PERCENT 1)
-  p99min=$(env_number GUARD_P99_SECONDS 1)
-  factor=$(env_number GUARD_P99_FACTOR 3)
-  bad_limit=$(env_number GUARD_BAD_SAMPLES 2)
-  min_sample=$(env_number GUARD_MIN_SAMPLE_REQUESTS 5)
-  min_total=$(env_number GUARD_MIN_REQUESTS 20)
+  thresholds=$(guard_thresholds) || exit 1
+  read -r every max5xx p99min factor bad_limit min_sample <<<"$thresholds"
+  min_total=$(env_number GUARD_MIN_REQUESTS 20) || exit 1
   limit=$(awk -v a="$p99min" -v b="$factor" -v c="$base" 'BEGIN { l = b * c; if (a > l) l = a; print l }')
   end=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + s }')
   while :; do
@@ -710,14 +719,10 @@ canary_steps() { # steps seconds min_requests   (roll_to's locals: tag slot new 
 # fail the step. Fewer than MIN requests to the canary by the step's end: it runs on, up to its
 # length again, then fails closed (MIN 0 judges whatever came). Sets CANARY_VERDICT, returns 1.
 canary_step() { # percent seconds min_requests   (roll_to's locals: slot old_slot)
-  local pct=$1 seconds=$2 min=$3 start from now end deadline fig base limits verdict every max5xx p99min factor bad_limit min_sample
+  local pct=$1 seconds=$2 min=$3 start from now end deadline fig base limits verdict thresholds every max5xx p99min factor bad_limit min_sample
   local count errors p99 b_count b_errors b_p99 bad=0 total=0 total_errors=0 waiting=0
-  every=$(env_number GUARD_SAMPLE_SECONDS 3)
-  max5xx=$(env_number GUARD_MAX_5XX_PERCENT 1)
-  p99min=$(env_number GUARD_P99_SECONDS 1)
-  factor=$(env_number GUARD_P99_FACTOR 3)
-  bad_limit=$(env_number GUARD_BAD_SAMPLES 2)
-  min_sample=$(env_number GUARD_MIN_SAMPLE_REQUESTS 5)
+  thresholds=$(guard_thresholds) || exit 1
+  read -r every max5xx p99min factor bad_limit min_sample <<<"$thresholds"
   start=$(now_precise)
   from=$start
   end=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + s }')
