@@ -14,17 +14,18 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "./support/database.js";
 import { dagger, daggerEngine, type DaggerEngine } from "./support/dagger.js";
-import { describeFailures, report, runUnderLoad } from "./support/load.js";
+import { assertNoFailedRequests, diagnose } from "./support/diagnose.js";
+import { report } from "./support/load.js";
 import { pushTrivyDb, registryDigest } from "./support/oci.js";
 import { API_IMAGE, buildImages, buildRelease, getJson, Stack } from "./support/stack.js";
 import { TestSshd } from "./support/sshd.js";
-import { toolPath } from "./support/tools.js";
+import { allowedSkip, toolPath } from "./support/tools.js";
 
 const found = daggerEngine();
-const skip = "skip" in found ? found.skip : undefined;
+const skip = allowedSkip("dagger-engine", "skip" in found ? found.skip : undefined);
 // The host and registry cases need the engine built here: its mirror is trusted over plain HTTP
 // and its network's gateway reaches this machine's sshd.
-const hostSkip = skip ?? ((found as DaggerEngine).gateway ? undefined : "the host cases need the engine testenv/dagger-engine.sh builds (a dagger on PATH runs its own engine)");
+const hostSkip = skip ?? allowedSkip("dagger-engine-host", (found as DaggerEngine).gateway ? undefined : "the host cases need the engine testenv/dagger-engine.sh builds (a dagger on PATH runs its own engine)");
 if (skip) process.stderr.write(`[dagger-engine] SKIPPED, every case: ${skip}\n`);
 else if (hostSkip) process.stderr.write(`[dagger-engine] SKIPPED, deploy/rollback/status/publish: ${hostSkip}\n`);
 const engine = found as DaggerEngine;
@@ -195,14 +196,13 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     });
 
     it("`dagger call deploy --canary` rolls v1 to v2 through two canary steps under reads and writes with no failed request", async () => {
-      const { result, load } = await runUnderLoad({ baseUrl: stack.url, clients: 8, maxSeconds: 600 }, () =>
-        call("deploy", "--tag=v2", "--canary=10,50", "--canary-step=1", "--canary-min-requests=5"));
+      const { result, load } = await stack.underLoad(8, 600, () => call("deploy", "--tag=v2", "--canary=10,50", "--canary-step=1", "--canary-min-requests=5"));
       report("dagger call deploy --canary v1->v2", load);
       expect(result.exitCode, result.all).toBe(0);
       expect(result.all).toMatch(/canary 10 %: passed/);
       expect(result.all).toMatch(/canary 50 %: passed/);
       expect(load.sent).toBeGreaterThan(100);
-      expect(load.failed, describeFailures(load)).toEqual([]);
+      assertNoFailedRequests("dagger call deploy --canary", load, stack.logs);
       expect(load.samples.some((s) => s.version === "v2")).toBe(true);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
     });
@@ -234,15 +234,15 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
 
     it("a release whose writes fail behind a passing /health is reverted by the guard: the call fails and the channel hears the figures", async () => {
       slack.messages.length = 0;
-      const { result, load } = await runUnderLoad({ baseUrl: stack.url, clients: 8, maxSeconds: 600 }, () =>
-        call("deploy", "--tag=brokenwrites", "--guard=12", "--slack-webhook=env:SLACK_HOOK"));
+      const { result, load } = await stack.underLoad(8, 600, () => call("deploy", "--tag=brokenwrites", "--guard=12", "--slack-webhook=env:SLACK_HOOK"));
       report("dagger call deploy of a bad release, reverted by the guard", load);
       expect(result.exitCode).not.toBe(0);
       expect(result.all).toMatch(/rolled back automatically: 5xx \d+\.\d % > 1 %/);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v3");
       expect(history().at(-1)!.split("\t").slice(1, 3)).toEqual(["guard-rollback", "v3"]);
       expect(slack.messages.at(-1)).toMatch(/^Deploy of brokenwrites to the host FAILED\n[^]*reason: rolled back automatically: 5xx \d+\.\d % > 1 %/);
-      expect(load.failed.every((f) => f.kind === "write" && f.status === 500), describeFailures(load)).toBe(true);
+      const other = load.failed.filter((f) => !(f.kind === "write" && f.status === 500));
+      if (other.length) throw new Error(diagnose("dagger call deploy of a bad release", { ...load, failed: other }, stack.logs));
     });
 
     it("`dagger call rollback` and `status`, each run twice with the same arguments, reach the host every time", async () => {

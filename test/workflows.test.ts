@@ -40,27 +40,49 @@ describe("workflows", () => {
     expect(splicedExpressions(spliced)).toEqual(["r step 1 with.args", "r step 2 run"]);
   });
 
-  it("ci runs `dagger call ci` on branch pushes (not tags) and pull requests; main publishes and hands on the digest", () => {
+  it("ci runs `dagger call ci` read-only on branch pushes (not tags) and pull requests; only main's publish job may write, and it hands on the digest", () => {
     const ci = wf("ci.yml");
     expect(ci.on.push).toEqual({ branches: ["**"] });
     expect(Object.keys(ci.on)).toEqual(expect.arrayContaining(["push", "pull_request"]));
-    expect(ci.jobs.ci.env.PUBLISH).toContain("refs/heads/main");
+    expect(ci.jobs.ci.permissions).toEqual({ contents: "read" });
+    expect(ci.jobs.integration.permissions).toEqual({ contents: "read" });
     const steps: any[] = ci.jobs.ci.steps;
-    const call = steps.find((s) => s.id === "ci");
-    expect(call.run).toMatch(/args=\(ci --version="\$GITHUB_SHA"\)/);
-    expect(call.run).toMatch(/if \[ "\$PUBLISH" = true \]; then\n\s+args\+=\(--registry=ghcr\.io/);
+    expect(steps.find((s) => /call ci/.test(s.run ?? "")).run).toBe('dagger --progress plain call ci --version="$GITHUB_SHA"');
+    // The plan's base commit comes with the checkout's full history, not a credential-less fetch.
+    expect(steps[0].with).toMatchObject({ "fetch-depth": 0, "persist-credentials": false });
+    const plan = steps.find((s) => /migration-plan/.test(s.run ?? "")).run;
+    expect(plan).not.toMatch(/git fetch/);
+    expect(plan).toMatch(/::error::the base commit .* is not in this repository's history/);
+    expect(plan).toMatch(/call migration-plan --since="\$since" export --path=migration-plan\.sql/);
+    expect(steps.some((s) => s.with?.path === "migration-plan.sql")).toBe(true);
+
+    const publish = ci.jobs.publish;
+    expect(publish.needs).toBe("ci");
+    expect(publish.if).toBe("${{ github.event_name == 'push' && github.ref == 'refs/heads/main' }}");
+    expect(publish.permissions).toEqual({ contents: "read", packages: "write", "security-events": "write", actions: "read" });
+    const pub: any[] = publish.steps;
+    const call = pub.find((s) => s.id === "publish");
+    expect(call.run).toMatch(/call publish --registry=ghcr\.io/);
     expect(call.run).toMatch(/@sha256:\[0-9a-f\]\{64\}\$ \]\]/);
-    expect(ci.jobs.ci.outputs).toEqual({ image: "${{ steps.ci.outputs.image }}", digest: "${{ steps.ci.outputs.digest }}" });
-    const record = steps.find((s) => String(s.uses).startsWith("actions/upload-artifact") && s.with.path === "release.json");
+    expect(publish.outputs).toEqual({ image: "${{ steps.publish.outputs.image }}", digest: "${{ steps.publish.outputs.digest }}" });
+    const record = pub.find((s) => String(s.uses).startsWith("actions/upload-artifact") && s.with.path === "release.json");
     expect(record.with.name).toBe("release-${{ github.sha }}");
     // The reports describe the published image, not a `version=dev` rebuild.
-    expect(steps.find((s) => /scan-reports/.test(s.run ?? "")).run).toMatch(/scan-reports --image="\$IMAGE"/);
-    const sarif = steps.find((s) => String(s.uses).startsWith("github/codeql-action/upload-sarif"));
-    expect(sarif.if).toContain("env.PUBLISH == 'true'");
+    expect(pub.find((s) => /scan-reports/.test(s.run ?? "")).run).toMatch(/scan-reports --image="\$IMAGE"/);
+    const sarif = pub.find((s) => String(s.uses).startsWith("github/codeql-action/upload-sarif"));
     expect(sarif["continue-on-error"]).toBe(true);
-    expect(ci.jobs.integration.steps.at(-1).run).toContain("npm test");
-    expect(steps.find((s) => /migration-plan/.test(s.run ?? "")).run).toMatch(/call migration-plan --since="\$since" export --path=migration-plan\.sql/);
-    expect(steps.some((s) => s.with?.path === "migration-plan.sql")).toBe(true);
+    // No job but publish holds a write scope.
+    for (const [name, job] of Object.entries<any>(ci.jobs)) if (name !== "publish") expect(Object.values(job.permissions), name).not.toContain("write");
+    // upload-artifact on a current major (v6, node24), pinned by commit.
+    for (const f of files) for (const [, ref] of raw(f).matchAll(/uses:\s*actions\/upload-artifact@(\S+) # (v\d+)/g)) expect(raw(f), ref).toContain(`@${ref} # v6`);
+  });
+
+  it("integration runs `npm test` as root with the runner's PATH (sudo's secure_path would drop it), CI=true, and only the host engine cases allowed to skip", () => {
+    const step = wf("ci.yml").jobs.integration.steps.at(-1);
+    expect(step.run).toContain("npm test");
+    expect(step.run).toMatch(/^sudo env "PATH=\$PATH" "HOME=\$HOME" CI=true /);
+    expect(step.run).not.toContain("--preserve-env");
+    expect(step.env.SLIPWAY_ALLOW_SKIP).toBe("dagger-engine-host");
   });
 
   it("deploy promotes a digest: staging from ci's record, production only from main, not pre-releases, and only what passed staging", () => {
@@ -70,12 +92,10 @@ describe("workflows", () => {
     const when = deploy.jobs.verify.if as string;
     expect(when).toContain("github.event.workflow_run.conclusion == 'success'");
     expect(when).toContain("!github.event.release.prerelease");
-    expect(when).toContain("github.event_name == 'workflow_dispatch' && github.ref == 'refs/heads/main'");
-    const resolve = deploy.jobs.verify.steps[0].run as string;
+    const resolve = (deploy.jobs.verify.steps as any[]).find((s) => s.id === "resolve").run as string;
     expect(resolve).toMatch(/gh run download "\$RUN_ID" --repo "\$REPO" --name "release-\$sha"/);
     expect(resolve).toMatch(/compare\/main\.\.\.\$sha/);
-    expect(resolve).toMatch(/deployments\?sha=\$sha&environment=staging&task=deploy:slipway/);
-    expect(resolve).toMatch(/has not passed staging/);
+    expect(resolve).toMatch(/digest=\$\(bash \.github\/scripts\/deployments\.sh passed-staging "\$sha"\)/);
     expect(resolve).toMatch(/valid_digest "\$digest" \|\| fail/);
     const job = deploy.jobs.deploy;
     expect(job.needs).toBe("verify");
@@ -97,7 +117,7 @@ describe("workflows", () => {
   it("deploy's canary input reaches `dagger call deploy` only as rising percents, checked before the job runs", async () => {
     const deploy = wf("deploy.yml");
     expect(Object.keys(deploy.on.workflow_dispatch.inputs)).toEqual(expect.arrayContaining(["canary", "canary_step"]));
-    const resolve = deploy.jobs.verify.steps[0].run as string;
+    const resolve = (deploy.jobs.verify.steps as any[]).find((s) => s.id === "resolve").run as string;
     // The validator itself, run by bash on good and bad values.
     const validator = resolve.match(/^ *valid_canary\(\) \{\n[\s\S]*?\n *\}$/m)![0];
     const valid = async (v: string) => (await execa("bash", ["-c", `${validator}\nvalid_canary "$1"`, "check", v], { reject: false })).exitCode === 0;
@@ -120,6 +140,11 @@ describe("workflows", () => {
     expect(job.steps[0].name).toMatch(/^Validate the inputs/);
     expect(job.steps[0].run).toContain("(@sha256:[0-9a-f]{64})?$");
     expect(job.steps.at(-1).run).toMatch(/args=\(rollback /);
+    // The undone release is marked before the host is touched (test/gate.test.ts runs that step).
+    expect(job.permissions).toEqual({ contents: "read", deployments: "write" });
+    const mark = (job.steps as any[]).findIndex((s) => /^Mark the release being undone/.test(s.name ?? ""));
+    expect(mark).toBeGreaterThan(0);
+    expect(mark).toBeLessThan(job.steps.length - 1);
   });
 });
 

@@ -9,6 +9,8 @@ export interface Sample {
   error?: string;
   /** For reads: the version /health reported. */
   version?: string;
+  /** For a failed answer: the start of its body (the API's JSON or a proxy's error page). */
+  body?: string;
 }
 
 export interface LoadResult {
@@ -58,6 +60,7 @@ export function startLoad(opts: LoadOptions): { stop: () => Promise<LoadResult> 
           res.on("end", () => {
             const status = res.statusCode ?? 0;
             const sample: Sample = { at: Date.now(), ms: performance.now() - start, kind, status };
+            if (status < 200 || status >= 300) sample.body = Buffer.concat(chunks).toString().slice(0, 300);
             if (status === 201) createdIds.push(JSON.parse(Buffer.concat(chunks).toString()).id);
             if (kind === "read" && status === 200) sample.version = JSON.parse(Buffer.concat(chunks).toString()).version;
             samples.push(sample);
@@ -103,13 +106,14 @@ export function describeFailures(result: LoadResult): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Runs `action` while the load runs, with a second of traffic before and after it. */
-export async function runUnderLoad<T>(opts: LoadOptions, action: () => Promise<T>): Promise<{ result: T; load: LoadResult }> {
+/** Runs `action` while the load runs, with a second of traffic before and after it; `endedAt` is when the action returned. */
+export async function runUnderLoad<T>(opts: LoadOptions, action: () => Promise<T>): Promise<{ result: T; load: LoadResult; endedAt: number }> {
   const load = startLoad(opts);
   await sleep(1_000);
   const result = await action();
+  const endedAt = Date.now();
   await sleep(1_000);
-  return { result, load: await load.stop() };
+  return { result, load: await load.stop(), endedAt };
 }
 
 export function report(label: string, load: LoadResult): void {

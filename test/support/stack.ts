@@ -5,6 +5,8 @@ import { randomBytes } from "node:crypto";
 import { execa } from "execa";
 import { DEPLOY_BUNDLE } from "../../dagger/src/commands/ssh.js";
 import { repoRoot } from "./database.js";
+import { LogTap } from "./diagnose.js";
+import { runUnderLoad, type LoadResult } from "./load.js";
 
 export const API_IMAGE = "slipway/api";
 
@@ -52,11 +54,14 @@ export class Stack {
   readonly project: string;
   readonly port: number;
   readonly password = randomBytes(16).toString("hex");
+  /** Every container's log from `up` on, kept for a failing load test (support/diagnose.ts). */
+  readonly logs: LogTap;
 
   constructor(readonly opts: StackOptions) {
     this.dir = opts.dir ?? mkdtempSync(join(tmpdir(), "slipway-stack-"));
     this.project = `slipwayt${randomBytes(3).toString("hex")}`;
     this.port = opts.port;
+    this.logs = new LogTap(this.project, this.dir);
   }
 
   /** Copies exactly what `deploy` ships, and writes a .env as an operator would. */
@@ -91,6 +96,13 @@ export class Stack {
   async up(): Promise<void> {
     log(`${this.project}: docker compose up -d --wait (in ${this.dir})`);
     await this.compose(["up", "-d", "--wait", "--wait-timeout", "120"]);
+    this.logs.start();
+  }
+
+  /** The image compose resolves for SERVICE from the compose file and .env (`docker compose config`). */
+  async serviceImage(service: string): Promise<string> {
+    const { stdout } = await this.compose(["config", "--format", "json"]);
+    return JSON.parse(stdout).services[service].image;
   }
 
   /** Runs a host script from the deployment directory, as an operator would. */
@@ -157,7 +169,14 @@ export class Stack {
     }
   }
 
+  /** Runs `action` under CLIENTS clients' reads and writes, with this stack's logs followed for a diagnosis. */
+  underLoad<T>(clients: number, maxSeconds: number, action: () => Promise<T>): Promise<{ result: T; load: LoadResult; endedAt: number }> {
+    this.logs.start();
+    return runUnderLoad({ baseUrl: this.url, clients, maxSeconds }, action);
+  }
+
   async down(): Promise<void> {
+    this.logs.stop();
     // Both slots' profiles: a leftover in the idle slot would keep the network in use.
     await this.compose(["--profile", "*", "down", "-v", "--remove-orphans", "-t", "5"], { reject: false });
     rmSync(this.dir, { recursive: true, force: true });

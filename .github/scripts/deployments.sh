@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The release gate's one reader and writer of GitHub's Deployments API (through `gh api`), for
+# deploy.yml and rollback.yml. What a deployment of ours (task deploy:slipway) says is decided by
+# its newest *decisive* status: success, failure or error. `inactive` is not one: GitHub adds it to
+# earlier deployments of a non-production environment when a newer one succeeds (auto_inactive),
+# which says nothing about whether that release was good. A rollback marks the deployment it undid
+# `failure` with a description starting "rolled back", so the gate refuses its digest.
+#
+#   deployments.sh passed-staging SHA        # prints the digest of SHA that passed staging, or fails
+#   deployments.sh current ENV [EXCEPT_SHA]  # prints "id sha digest" of what ENV runs (nothing if none)
+#   deployments.sh mark-rolled-back ENV TO_SHA|- NOTE
+#                                            # marks what a rollback of ENV undid (down to TO_SHA)
+# Needs REPO (owner/name) and a GH_TOKEN that may read (write, to mark) deployments.
+set -euo pipefail
+
+TASK=deploy:slipway
+
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+fail() { echo "::error::$*" >&2; exit 1; }
+valid_sha() { [[ "$1" =~ ^[0-9a-f]{40}$ ]]; }
+valid_env() { [[ "$1" =~ ^[a-z][a-z0-9_-]{0,39}$ ]]; }
+
+# Our deployments of ENV (of SHA, if given), newest first: "id sha digest".
+list() { # env [sha]
+  local query="environment=$1&task=$TASK&per_page=100"
+  [[ -z "${2:-}" ]] || query+="&sha=$2"
+  gh api --paginate "repos/$REPO/deployments?$query" \
+    --jq '.[] | "\(.id) \(.sha) \(.payload.digest // "-")"'
+}
+
+# A deployment's newest decisive status: "state<TAB>created_at<TAB>description", or "none".
+verdict() { # id
+  gh api "repos/$REPO/deployments/$1/statuses?per_page=100" \
+    --jq '[.[] | select(.state == "success" or .state == "failure" or .state == "error")][0]
+      | if . == null then "none" else "\(.state)\t\(.created_at)\t\(.description // "")" end'
+}
+
+rolled_back() { [[ "$1" == failure && "$2" == "rolled back"* ]]; }
+
+passed_staging() { # sha
+  local sha=$1 id dsha digest v state at note best_at="" best_state="" best_note="" best_digest=""
+  valid_sha "$sha" || fail "invalid commit SHA '$sha'"
+  while read -r id dsha digest; do
+    [[ -n "$id" ]] || continue
+    v=$(verdict "$id")
+    [[ "$v" != none ]] || continue
+    IFS=$'\t' read -r state at note <<<"$v"
+    # The newest decisive status across every staging deployment of this commit decides.
+    if [[ -z "$best_at" || "$at" > "$best_at" ]]; then
+      best_at=$at best_state=$state best_note=$note best_digest=$digest
+    fi
+  done < <(list staging "$sha")
+  case "$best_state" in
+    success) echo "$best_digest" ;;
+    failure | error)
+      if rolled_back "$best_state" "$best_note"; then
+        fail "$sha was rolled back on staging ($best_note, $best_at); production takes only what passed staging and stayed: deploy a fixed commit to staging first"
+      fi
+      fail "the newest staging deploy of $sha ended in $best_state ($best_at${best_note:+: $best_note}); let staging deploy it again, or promote another commit"
+      ;;
+    *) fail "$sha has not passed staging (no staging deploy of it reached success)$(why_no_record "$sha"); let staging deploy it first" ;;
+  esac
+}
+
+# Why a commit on main may have no staging deploy at all: its ci run was superseded.
+why_no_record() { # sha
+  local conclusion
+  conclusion=$(gh api "repos/$REPO/actions/runs?head_sha=$1&event=push&per_page=20" \
+    --jq '[.workflow_runs[] | select(.name == "ci")][0].conclusion // ""' 2>/dev/null || true)
+  if [[ "$conclusion" == cancelled ]]; then
+    echo ": its ci run was cancelled, superseded by a newer push to main (GitHub keeps one pending run per concurrency group), so it has no release record; re-run ci for it, or promote the newer commit"
+  elif [[ -n "$conclusion" && "$conclusion" != success ]]; then
+    echo ": its ci run ended '$conclusion', so it was never published"
+  fi
+}
+
+# What ENV runs: the newest deployment whose decisive status is success.
+current() { # env [except_sha]
+  local env=$1 except=${2:-} id dsha digest v
+  while read -r id dsha digest; do
+    [[ -n "$id" && "$dsha" != "$except" ]] || continue
+    v=$(verdict "$id")
+    if [[ "$v" == success$'\t'* ]]; then
+      echo "$id $dsha $digest"
+      return 0
+    fi
+  done < <(list "$env")
+}
+
+# A rollback of ENV to TO_SHA (or "-", the release before) undid the deployments that ran after
+# it: the current one, and any other live one newer than TO_SHA's newest deployment.
+mark_rolled_back() { # env to_sha note
+  local env=$1 to=$2 note=$3 id dsha digest v marked=0
+  valid_env "$env" || fail "invalid environment '$env'"
+  [[ "$to" == - ]] || valid_sha "$to" || fail "invalid commit SHA '$to'"
+  while read -r id dsha digest; do
+    [[ -n "$id" ]] || continue
+    [[ "$dsha" != "$to" ]] || break
+    v=$(verdict "$id")
+    [[ "$v" == success$'\t'* ]] || continue
+    gh api "repos/$REPO/deployments/$id/statuses" -f state=failure -f "description=rolled back: ${note:0:120}" >/dev/null
+    echo "marked deployment $id ($dsha, $digest) rolled back"
+    marked=$((marked + 1))
+    [[ "$to" != - ]] || break
+  done < <(list "$env")
+  ((marked > 0)) || echo "no live deployment of $env to mark (nothing recorded through deploy.yml yet)"
+}
+
+main() {
+  [[ "${1:-}" == -h || "${1:-}" == --help ]] || [[ -n "${REPO:-}" ]] || fail "REPO is not set (owner/name)"
+  case "${1:-}" in
+    passed-staging) passed_staging "${2:?SHA}" ;;
+    current) valid_env "${2:-}" || fail "invalid environment '${2:-}'"; current "$2" "${3:-}" ;;
+    mark-rolled-back) mark_rolled_back "${2:?ENV}" "${3:?TO_SHA or -}" "${4:-}" ;;
+    -h | --help) usage ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,181 @@
+/**
+ * The staging -> production gate as GitHub runs it: the workflows' own shell steps, run by bash
+ * against a stand-in `gh` (support/fake-gh.mjs) that answers in the Deployments API's documented
+ * shapes, auto_inactive included. What is asserted is what the steps decide.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { beforeEach, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { repoRoot } from "./support/database.js";
+
+const REPO = "acme/shop";
+const sha = (c: string) => c.repeat(40);
+const digest = (c: string) => `sha256:${c.repeat(64)}`;
+const workflow = (f: string) => parse(readFileSync(join(repoRoot, ".github/workflows", f), "utf8"));
+const step = (f: string, job: string, match: (s: any) => boolean): string => {
+  const found = (workflow(f).jobs[job].steps as any[]).find(match);
+  if (!found) throw new Error(`${f}/${job}: no such step`);
+  return found.run;
+};
+const VERIFY = step("deploy.yml", "verify", (s) => s.id === "resolve");
+const RECORD = step("deploy.yml", "deploy", (s) => s.id === "record");
+const FACTS = step("deploy.yml", "deploy", (s) => s.id === "facts");
+const MARK = step("deploy.yml", "deploy", (s) => /^Mark the deploy record/.test(s.name ?? ""));
+const UNDO = step("rollback.yml", "rollback", (s) => /^Mark the release being undone/.test(s.name ?? ""));
+
+let dir = "";
+let stateFile = "";
+const calls = () => readFileSync(`${stateFile}.calls`, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as string[]);
+const state = () => JSON.parse(readFileSync(stateFile, "utf8"));
+
+/** Runs a workflow step's script as the runner does (bash -e -o pipefail), with its outputs. */
+async function run(script: string, env: Record<string, string>) {
+  const output = join(dir, `output-${Date.now()}-${Math.random()}`);
+  writeFileSync(output, "");
+  const r = await execa("bash", ["--noprofile", "--norc", "-eo", "pipefail", "-c", script], {
+    cwd: repoRoot,
+    reject: false,
+    all: true,
+    env: { PATH: `${dir}/bin:${process.env.PATH}`, FAKE_GH_STATE: stateFile, GH_TOKEN: "fake", REPO, GITHUB_OUTPUT: output, ...env },
+  });
+  const outputs = Object.fromEntries(readFileSync(output, "utf8").split("\n").filter((l) => /^\w+=/.test(l)).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+  return { exitCode: r.exitCode ?? -1, all: String(r.all), outputs };
+}
+
+/** deploy.yml's deploy job on ENVIRONMENT: the record step, then the mark step with the job's outcome. */
+async function deploy(environment: string, commit: string, dig: string, outcome: "success" | "failure") {
+  const record = await run(RECORD, { SHA: commit, ENVIRONMENT: environment, DIGEST: dig });
+  expect(record.exitCode, record.all).toBe(0);
+  const mark = await run(MARK, { ID: record.outputs.id!, STATUS: outcome, APP_URL: "https://shop.example" });
+  expect(mark.exitCode, mark.all).toBe(0);
+  return Number(record.outputs.id);
+}
+
+const verify = (env: Record<string, string>) =>
+  run(VERIFY, { EVENT: "workflow_dispatch", RUN_REF: "refs/heads/main", INPUT_CANARY: "", INPUT_CANARY_STEP: "60", ALLOW_UNREVIEWED_PRODUCTION: "", ...env });
+const rollback = (environment: string, tag = "") => run(UNDO, { ENVIRONMENT: environment, TAG: tag, ACTOR: "oncall", RUN_ID: "77" });
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "slipway-gate-"));
+  stateFile = join(dir, "state.json");
+  writeFileSync(stateFile, JSON.stringify({ environments: { production: { protection_rules: [{ id: 1, type: "required_reviewers", reviewers: [] }] } } }));
+  writeFileSync(`${stateFile}.calls`, "");
+  const bin = join(dir, "bin");
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, "gh"), `#!/bin/sh\nexec node ${JSON.stringify(join(repoRoot, "test/support/fake-gh.mjs"))} "$@"\n`);
+  chmodSync(join(bin, "gh"), 0o755);
+});
+
+describe("the staging -> production gate (deploy.yml verify)", () => {
+  it("an older commit still passes after a newer one reached staging (its newest status is auto_inactive's `inactive`)", async () => {
+    const a = await deploy("staging", sha("a"), digest("a"), "success");
+    await deploy("staging", sha("b"), digest("b"), "success");
+    const older = state().deployments.find((d: any) => d.id === a);
+    expect(older.statuses.map((s: any) => s.state)).toEqual(["success", "inactive"]);
+    const r = await verify({ INPUT_REF: sha("a") });
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.outputs).toMatchObject({ sha: sha("a"), digest: digest("a"), environment: "production" });
+  });
+
+  it("a digest rolled back on staging is refused, naming the rollback; the release before it passes again", async () => {
+    await deploy("staging", sha("a"), digest("a"), "success");
+    await deploy("staging", sha("b"), digest("b"), "success");
+    const undo = await rollback("staging");
+    expect(undo.exitCode, undo.all).toBe(0);
+    expect(undo.all).toMatch(new RegExp(`marked deployment \\d+ \\(${sha("b")}, ${digest("b")}\\) rolled back`));
+    const refused = await verify({ INPUT_REF: sha("b") });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.all).toMatch(new RegExp(`::error::${sha("b")} was rolled back on staging \\(rolled back: by oncall in run 77, `));
+    expect(refused.outputs.digest).toBeUndefined();
+    expect((await verify({ INPUT_REF: sha("a") })).outputs.digest).toBe(digest("a"));
+  });
+
+  it("a staging deploy that failed, or none at all, is refused; a superseded ci run is named as the reason", async () => {
+    await deploy("staging", sha("c"), digest("c"), "failure");
+    const failed = await verify({ INPUT_REF: sha("c") });
+    expect(failed.exitCode).toBe(1);
+    expect(failed.all).toMatch(/the newest staging deploy of c{40} ended in failure/);
+    const s = state();
+    s.runs = [{ id: 9, name: "ci", head_sha: sha("d"), event: "push", status: "completed", conclusion: "cancelled" }];
+    writeFileSync(stateFile, JSON.stringify(s));
+    const superseded = await verify({ INPUT_REF: sha("d") });
+    expect(superseded.exitCode).toBe(1);
+    expect(superseded.all).toMatch(/d{40} has not passed staging .*its ci run was cancelled, superseded by a newer push to main/);
+  });
+
+  it("a redeploy that passes after a failed one passes: the newest decisive status decides", async () => {
+    await deploy("staging", sha("e"), digest("e"), "failure");
+    await deploy("staging", sha("e"), digest("e"), "success");
+    expect((await verify({ INPUT_REF: sha("e") })).outputs.digest).toBe(digest("e"));
+  });
+
+  it("a dispatch from another branch fails with a message instead of skipping", async () => {
+    await deploy("staging", sha("a"), digest("a"), "success");
+    const r = await verify({ INPUT_REF: sha("a"), RUN_REF: "refs/heads/feature" });
+    expect(r.exitCode).toBe(1);
+    expect(r.all).toMatch(/::error::deploy\.yml was dispatched from refs\/heads\/feature; dispatch it from main/);
+    expect(workflow("deploy.yml").jobs.verify.if).not.toContain("refs/heads/main");
+  });
+
+  it("production without required reviewers (or missing) is refused unless ALLOW_UNREVIEWED_PRODUCTION=true", async () => {
+    await deploy("staging", sha("a"), digest("a"), "success");
+    const s = state();
+    delete s.environments.production;
+    writeFileSync(stateFile, JSON.stringify(s));
+    const r = await verify({ INPUT_REF: sha("a") });
+    expect(r.exitCode).toBe(1);
+    expect(r.all).toMatch(/the production environment has no required reviewers/);
+    expect((await verify({ INPUT_REF: sha("a"), ALLOW_UNREVIEWED_PRODUCTION: "true" })).exitCode).toBe(0);
+  });
+
+  it("the deploy job's timeout follows the canary steps, which are capped to fit", async () => {
+    await deploy("staging", sha("a"), digest("a"), "success");
+    expect((await verify({ INPUT_REF: sha("a") })).outputs.timeout_minutes).toBe("20");
+    expect((await verify({ INPUT_REF: sha("a"), INPUT_CANARY: "10,50", INPUT_CANARY_STEP: "600" })).outputs.timeout_minutes).toBe("60");
+    const long = await verify({ INPUT_REF: sha("a"), INPUT_CANARY: "10,20,30", INPUT_CANARY_STEP: "1800" });
+    expect(long.exitCode).toBe(1);
+    expect(long.all).toMatch(/last 5400s; keep them to 3600s in all/);
+    expect((await verify({ INPUT_REF: sha("a"), INPUT_CANARY: "10", INPUT_CANARY_STEP: "1801" })).all).toMatch(/use seconds from 1 to 1800/);
+    expect(workflow("deploy.yml").jobs.deploy["timeout-minutes"]).toBe("${{ fromJSON(needs.verify.outputs.timeout_minutes) }}");
+  });
+});
+
+describe("the changelog and rollbacks (deploy.yml facts, rollback.yml)", () => {
+  it("the changelog starts from the last successful deploy that was not rolled back", async () => {
+    await deploy("production", sha("a"), digest("a"), "success");
+    await deploy("production", sha("b"), digest("b"), "success");
+    expect((await rollback("production")).exitCode).toBe(0);
+    await deploy("production", sha("f"), digest("f"), "failure");
+    const facts = await run(FACTS, { SHA: sha("c"), ENVIRONMENT: "production", RUN_ID: "5" });
+    expect(facts.exitCode, facts.all).toBe(0);
+    expect(calls().filter((c) => /\/compare\//.test(c[1] ?? "")).map((c) => c[1])).toEqual([`repos/${REPO}/compare/${sha("a")}...${sha("c")}`]);
+  });
+
+  it("a rollback to a named commit marks every live release after it, and nothing before it", async () => {
+    const a = await deploy("staging", sha("a"), digest("a"), "success");
+    const b = await deploy("staging", sha("b"), digest("b"), "success");
+    const c = await deploy("staging", sha("c"), digest("c"), "success");
+    const r = await rollback("staging", `${sha("a")}@${digest("a")}`);
+    expect(r.exitCode, r.all).toBe(0);
+    const newest = (id: number) => state().deployments.find((d: any) => d.id === id).statuses.at(-1);
+    expect([b, c].map((id) => [newest(id).state, newest(id).description])).toEqual([
+      ["failure", "rolled back: by oncall in run 77"],
+      ["failure", "rolled back: by oncall in run 77"],
+    ]);
+    expect(newest(a).state).toBe("inactive");
+    expect((await run("bash .github/scripts/deployments.sh current staging", {})).all.trim()).toMatch(new RegExp(`^${a} ${sha("a")} ${digest("a")}$`));
+  });
+
+  it("a malformed environment or commit never reaches the API", async () => {
+    for (const args of ["mark-rolled-back 'prod;id' -", `mark-rolled-back staging 'abc;id'`, "passed-staging 'HEAD'"]) {
+      const r = await run(`bash .github/scripts/deployments.sh ${args}`, {});
+      expect(r.exitCode, args).toBe(1);
+      expect(r.all.trim().split("\n"), args).toHaveLength(1);
+      expect(r.all).toMatch(/::error::invalid (environment|commit SHA)/);
+    }
+    expect(calls().filter((c) => c.length)).toEqual([]);
+  });
+});
