@@ -7,6 +7,7 @@
 // every call is appended to FAKE_GH_STATE + ".calls".
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
+import { URLSearchParams } from "node:url";
 
 const stateFile = process.env.FAKE_GH_STATE;
 if (!stateFile) {
@@ -62,7 +63,7 @@ function route() {
     return state.deployments
       .filter((d) => (!q.sha || d.sha === q.sha) && (!q.environment || d.environment === q.environment) && (!q.task || d.task === q.task))
       .sort((a, b) => b.id - a.id)
-      .map(({ statuses, ...d }) => d);
+      .map(withoutStatuses);
   }
   if (rest === "deployments" && method === "POST") {
     const body = input ?? fields;
@@ -77,13 +78,10 @@ function route() {
       statuses: [],
     };
     state.deployments.push(d);
-    const { statuses, ...out } = d;
-    return out;
+    return withoutStatuses(d);
   }
   if ((m = /^deployments\/(\d+)$/.exec(rest))) {
-    const d = state.deployments.find((x) => x.id === Number(m[1])) ?? fail("HTTP 404: Not Found", 1);
-    const { statuses, ...out } = d;
-    return out;
+    return withoutStatuses(state.deployments.find((x) => x.id === Number(m[1])) ?? fail("HTTP 404: Not Found", 1));
   }
   if ((m = /^deployments\/(\d+)\/statuses$/.exec(rest))) {
     const d = state.deployments.find((x) => x.id === Number(m[1])) ?? fail("HTTP 404: Not Found", 1);
@@ -118,6 +116,11 @@ function route() {
     return { status: state.compare?.[m[2]] ?? "behind", commits: [] };
   }
   fail(`HTTP 404: no fake for ${method} ${path}`);
+}
+
+// The API serves a deployment without its statuses (they are their own endpoint).
+function withoutStatuses(d) {
+  return Object.fromEntries(Object.entries(d).filter(([k]) => k !== "statuses"));
 }
 
 function addStatus(repo, d, st, description, environmentUrl) {
