@@ -14,7 +14,16 @@ SCRIPT_START=$(date +%s)
 
 log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SCRIPT_NAME:-slipway}" "$*" >&2; }
 # A failure the script handled: the host is consistent, so the lock holder's note is cleared.
-die() { log "ERROR: $*"; CLEAN_EXIT=1; exit 1; }
+# Inside $(...), a pipeline or <(...), `exit` ends only that subshell, and the script would go on
+# with an empty value; so there die also signals the script's own shell, which exits as die would.
+SLIPWAY_PID=$$
+trap 'CLEAN_EXIT=1; exit 1' USR1
+die() {
+  log "ERROR: $*"
+  CLEAN_EXIT=1
+  [[ "$BASHPID" == "$SLIPWAY_PID" ]] || kill -USR1 "$SLIPWAY_PID" 2>/dev/null || true
+  exit 1
+}
 elapsed() { echo "$(($(date +%s) - SCRIPT_START))s"; }
 step() { log "[$(elapsed)] $*"; }
 
@@ -53,6 +62,7 @@ require_positive_int() { # name value
 
 require_env() {
   [[ -f "$SLIPWAY_DIR/.env" ]] || die "no .env in $SLIPWAY_DIR: cp .env.example .env and set POSTGRES_PASSWORD"
+  check_env
 }
 
 require_project() {
@@ -269,17 +279,26 @@ history_entries() {
   if [[ -f "$HISTORY_FILE" ]]; then grep -v '^#' "$HISTORY_FILE" || true; fi
 }
 
-# The release before CURRENT (a reference): the previous release of the latest deploy of CURRENT,
-# pinned to the digest it ran. Repeated rollbacks therefore walk back through deploys instead of
-# bouncing between two tags, and return to what ran even if its tag was re-pointed since.
-previous_release() { # current_ref
+# The release the newest record of CURRENT (whose action matches ACTIONS, a regex) moved away
+# from, pinned to the digest it ran.
+moved_from() { # current_ref actions
   local prev
-  prev=$(history_entries | awk -F'\t' -v cur="$(ref_tag "$1")" -v dig="$(ref_digest "$1")" '
-    $2 == "deploy" && $3 == cur && (dig == "" || $4 == dig) { prev = $5; pd = $7 }
+  prev=$(history_entries | awk -F'\t' -v cur="$(ref_tag "$1")" -v dig="$(ref_digest "$1")" -v acts="^($2)$" '
+    $2 ~ acts && $3 == cur && (dig == "" || $4 == dig) { prev = $5; pd = $7 }
     END { if (prev != "" && prev != "-") print prev "\t" pd }')
   [[ -n "$prev" ]] || return 0
   if [[ -n "${prev#*$'\t'}" ]]; then pin_ref "${prev%%$'\t'*}" "${prev#*$'\t'}"; else pinned_release "${prev%%$'\t'*}"; fi
 }
+
+# The release before CURRENT (a reference): the previous release of the latest deploy of CURRENT.
+# Repeated rollbacks therefore walk back through deploys instead of bouncing between two tags,
+# and return to what ran even if its tag was re-pointed since.
+previous_release() { moved_from "$1" deploy; } # current_ref
+
+# The release a finished operation leaves in the idle slot beside CURRENT: the one its newest
+# record moved away from. A deploy keeps the release before it; a rollback keeps the release it
+# undid, so a mistaken rollback is undone at once (scripts/rollback.sh <that release>).
+kept_release() { moved_from "$1" '[a-z-]+'; } # current_ref
 
 # How many migrations the latest deploy of REF applied, per the history ("-": none ran).
 release_migrations() { # ref
@@ -612,8 +631,40 @@ env_number() { # KEY default
   local value
   value=$(env_get "$1")
   value=${value:-$2}
-  [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$1 in .env must be a number, got '$value'"
+  [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$1 in .env must be a number, e.g. $1=$2, got '$value'"
   echo "$value"
+}
+
+# Every number and duration .env may set, as KEY:kind:example. Checked by check_env before a
+# command changes anything, so a malformed value fails it in one line, naming the key.
+ENV_VALUES="GUARD_SECONDS:int:30 GUARD_SAMPLE_SECONDS:number:3 GUARD_BAD_SAMPLES:int:2
+  GUARD_MIN_SAMPLE_REQUESTS:int:5 GUARD_MIN_REQUESTS:int:20 GUARD_MAX_5XX_PERCENT:number:1
+  GUARD_P99_SECONDS:number:1 GUARD_P99_FACTOR:number:3 HOOK_TIMEOUT:int:60 MIGRATION_LOCK_TRIES:int:3
+  KPI_P99_SECONDS:number:1 KPI_MAX_ERROR_PERCENT:number:0.1 KPI_MIN_AVAILABILITY_PERCENT:number:99.9
+  API_REPLICAS:count:2 HTTP_PORT:port:8000 SHUTDOWN_GRACE_MS:int:20000
+  MIGRATION_LOCK_TIMEOUT:pgduration:1s MIGRATION_STATEMENT_TIMEOUT:pgduration:15min API_START_PERIOD:duration:30s"
+
+valid_value() { # kind value
+  case "$1" in
+    int) [[ "$2" =~ ^[0-9]{1,9}$ ]] ;;
+    count) [[ "$2" =~ ^[1-9][0-9]{0,3}$ ]] ;;
+    number) [[ "$2" =~ ^[0-9]{1,9}(\.[0-9]{1,9})?$ ]] ;;
+    port) [[ "$2" =~ ^[1-9][0-9]{0,4}$ ]] && (($2 <= 65535)) ;;
+    pgduration) [[ "$2" =~ ^[0-9]{1,9}(us|ms|s|min|h|d)?$ ]] ;;
+    duration) [[ "$2" =~ ^([0-9]{1,9}(\.[0-9]+)?(ns|us|ms|s|m|h))+$ ]] ;;
+    *) return 1 ;;
+  esac
+}
+
+check_env() {
+  local spec key kind example value
+  for spec in $ENV_VALUES; do
+    IFS=: read -r key kind example <<<"$spec"
+    value=$(env_get "$key")
+    [[ -z "$value" ]] || valid_value "$kind" "$value" \
+      || die "$key in .env is '$value', which is not a valid $kind; use e.g. $key=$example"
+  done
+  keep_previous >/dev/null
 }
 
 # One sample's verdict, "ok: ..." or "BAD: <what tripped>": COUNT requests, ERRORS of them 5xx,
@@ -842,8 +893,8 @@ reconcile() {
     step "repair: recording the $action of $tag that was interrupted before its record"
     record_release "$action" "$tag" "$(pin_ref "${last% *}" "${last#* }")"
   fi
-  # What a finished roll would have kept: the release before TAG, healthy or stopped, in the other slot.
-  previous=$(previous_release "$tag")
+  # What a finished operation would have kept, healthy or stopped, in the other slot.
+  previous=$(kept_release "$tag")
   for id in "${all[@]}"; do
     [[ "$id" == "$serving" ]] && continue
     if [[ -z "$kept" && -n "$previous" && "$(container_slot "$id")" != "$slot" ]] && keepable "$id" "$previous"; then

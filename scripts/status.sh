@@ -89,16 +89,20 @@ drift() { # active_slot kept_container [canary: "SLOT PERCENT" from the proxy's 
   for name in $(leftover_rehearsals); do echo "a migration rehearsal's copy of the database was left: $name"; done
 }
 
-# The release kept for rollback (see keep_old in lib.sh), and what going back to it costs.
-kept_line() { # previous_release kept_container
-  local previous=$1 id=$2
-  [[ -n "$previous" ]] || { echo "nothing (no earlier release in the history)"; return 0; }
+# The release kept for rollback (see keep_old and kept_release in lib.sh), and what going back
+# to it costs: plain scripts/rollback.sh when it is the release before, else naming it.
+kept_line() { # previous_release kept_release kept_container
+  local previous=$1 keep=$2 id=$3 how="scripts/rollback.sh"
   if [[ -z "$id" ]]; then
+    [[ -n "$previous" ]] || { echo "nothing (no earlier release in the history)"; return 0; }
     echo "nothing in the idle slot; scripts/rollback.sh rolls to $previous with a new container (KEEP_PREVIOUS=$(keep_previous))"
-  elif container_running "$id"; then
-    echo "api:$(container_ref "$id") warm in slot $(container_slot "$id") ($(container_name "$id"), $(container_health "$id"), $(docker stats --no-stream --format '{{.MemUsage}}' "$id" 2>/dev/null | cut -d/ -f1 | tr -d ' ') memory): scripts/rollback.sh switches to it"
+    return 0
+  fi
+  same_release "$keep" "$previous" || how="scripts/rollback.sh $(ref_tag "$keep")"
+  if container_running "$id"; then
+    echo "api:$(container_ref "$id") warm in slot $(container_slot "$id") ($(container_name "$id"), $(container_health "$id"), $(docker stats --no-stream --format '{{.MemUsage}}' "$id" 2>/dev/null | cut -d/ -f1 | tr -d ' ') memory): $how switches to it"
   else
-    echo "api:$(container_ref "$id") stopped in slot $(container_slot "$id") ($(container_name "$id")): scripts/rollback.sh starts it, no pull"
+    echo "api:$(container_ref "$id") stopped in slot $(container_slot "$id") ($(container_name "$id")): $how starts it, no pull"
   fi
 }
 
@@ -146,10 +150,12 @@ main() {
   # The newest migration applied: `dagger call migration-plan --since=<it>` shows what a release adds.
   echo "schema:    $(schema_version 2>/dev/null || echo 'unknown (db not answering)')"
   # Looked up once, for this line and the drift check.
-  local previous kept
+  # What reconcile keeps (kept_release), so that status and the next command agree.
+  local previous keep kept
   previous=$(previous_release "$(env_get API_TAG)")
-  kept=$([[ -z "$previous" ]] || kept_container "$previous")
-  echo "kept:      $(kept_line "$previous" "$kept")"
+  keep=$(kept_release "$(env_get API_TAG)")
+  kept=$([[ -z "$keep" ]] || kept_container "$keep")
+  echo "kept:      $(kept_line "$previous" "$keep" "$kept")"
   echo "hooks:     $(hooks_line)"
   if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
     holder=$(cat "$LOCK_FILE")

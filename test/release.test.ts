@@ -137,6 +137,17 @@ describe.sequential("production stack", () => {
     await stack.compose(["up", "-d", "--wait"]);
     expect((await stack.apiContainers()).sort()).toEqual(before);
     expect(stack.read("releases.log")).toMatch(/\trollback\tv1\t-\tv2\t\S+\t-\t-\t-\t-\n$/);
+    // The README's quickstart ends here: status sees no drift, names the v2 the rollback kept and
+    // how to go back to it, and the next command (repair) keeps it.
+    const status = (await stack.script("status")).stdout;
+    expect(status).toContain("drift:     none");
+    expect(status).toMatch(/^kept: +api:v2 warm in slot b \(.*, healthy, .*memory\): scripts\/rollback\.sh v2 switches to it$/m);
+    const history = stack.read("releases.log");
+    const repair = await stack.script("repair");
+    expect(repair.exitCode, repair.all).toBe(0);
+    expect(repair.all).not.toMatch(/removing|recording/);
+    expect((await stack.apiContainers()).sort()).toEqual(before);
+    expect(stack.read("releases.log")).toBe(history);
   });
 
   it("4. backup.sh writes a whole dump; restore.sh brings back rows from before it and drops rows after it", async () => {
@@ -687,5 +698,15 @@ describe.sequential("production stack", () => {
         expect(r.all).toMatch(error);
       }
     });
+  });
+  it("10. stop.sh takes the whole stack down, the kept release's slot too: no container, network or volume of the project is left", async () => {
+    const project = ["--filter", `label=com.docker.compose.project=${stack.project}`];
+    expect((await stack.slots()).kept.length).toBeGreaterThan(0);
+    const r = await stack.script("stop", ["--volumes"]);
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.all).toMatch(/stopped: no container of the stack is left, and its volumes are deleted/);
+    expect((await execa("docker", ["ps", "-aq", ...project])).stdout).toBe("");
+    expect((await execa("docker", ["network", "ls", "-q", ...project])).stdout).toBe("");
+    expect((await execa("docker", ["volume", "ls", "-q", ...project])).stdout).toBe("");
   });
 });

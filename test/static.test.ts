@@ -1,5 +1,5 @@
 /** Static checks of what runs on the host: shellcheck, --help on every script, and the compose file's rules. */
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { describe, expect, it } from "vitest";
@@ -45,6 +45,40 @@ describe("host scripts", () => {
     expect(unknown).toEqual([]);
     // The check finds what it is for.
     expect([..."if container_tag \"$id\"; then".matchAll(position)].map((m) => m[1])).toEqual(["container_tag"]);
+  });
+
+  it("refuse a malformed number or duration in .env before anything changes, in one line naming the key and a good value", async () => {
+    const lib = readFileSync(join(repoRoot, "scripts/lib.sh"), "utf8");
+    const keys = [...(/^ENV_VALUES="([^"]*)"/m.exec(lib)![1]!.matchAll(/([A-Z0-9_]+):(\w+):(\S+)/g))].map((m) => m[1]!);
+    // Every key .env.example documents as a number or a duration is among them.
+    for (const key of ["GUARD_SECONDS", "GUARD_P99_FACTOR", "HOOK_TIMEOUT", "API_REPLICAS", "MIGRATION_LOCK_TIMEOUT", "API_START_PERIOD", "KPI_P99_SECONDS"]) expect(keys).toContain(key);
+    const stack = new Stack({ port: 8000 }).install();
+    try {
+      const env = stack.read(".env").replace(/^POSTGRES_PASSWORD=.*$/m, "POSTGRES_PASSWORD=not-the-placeholder");
+      for (const script of ["deploy", "rollback", "status", "repair", "backup"]) {
+        for (const key of script === "deploy" ? keys : ["GUARD_P99_FACTOR", "HOOK_TIMEOUT"]) {
+          writeFileSync(join(stack.dir, ".env"), `${env}${key}=two\n`);
+          const r = await stack.script(script, script === "deploy" ? ["--no-pull", "v2"] : []);
+          expect(r.exitCode, `${script} ${key}`).toBe(1);
+          expect(r.all.trim().split("\n"), `${script} ${key}: ${r.all}`).toHaveLength(1);
+          expect(r.all).toMatch(new RegExp(`ERROR: ${key} in \\.env is 'two', which is not a valid \\w+; use e\\.g\\. ${key}=\\S+`));
+        }
+      }
+      // Nothing was touched: no lock taken, no history, no log of an operation.
+      expect(stack.read(".deploy.lock")).toBe("");
+      expect(stack.read("releases.log")).toBe("");
+    } finally {
+      rmSync(stack.dir, { recursive: true, force: true });
+    }
+  });
+
+  it("stop the whole command when a check fails inside $(...), a pipeline or <(...)", async () => {
+    for (const body of ['x=$(die "bad value"); echo "went on with \'$x\'"', 'die "bad value" | cat; echo "went on"', 'local_read() { read -r x < <(die "bad value"); sleep 1; echo "went on"; }; local_read']) {
+      const r = await execa("bash", ["-c", `set -euo pipefail; source scripts/lib.sh; ${body}`], { cwd: repoRoot, reject: false, all: true });
+      expect(r.exitCode, body).toBe(1);
+      expect(String(r.all), body).toMatch(/ERROR: bad value/);
+      expect(String(r.all), body).not.toMatch(/went on/);
+    }
   });
 
   it("name the fix when run outside a deployment directory", async () => {

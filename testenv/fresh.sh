@@ -70,10 +70,16 @@ main() {
     "") ;;
     *) usage >&2; return 2 ;;
   esac
-  local start=$SECONDS status=0
+  local start=$SECONDS status=0 sampler
   reset
+  mkdir -p .testenv
+  # How much disk a fresh run takes at its peak: a machine with less free fails in odd places.
+  while sleep 5; do df -B1 --output=avail /var/lib/docker | tail -n 1; done >.testenv/fresh-disk.log 2>/dev/null &
+  sampler=$!
   npm test || status=$?
+  kill "$sampler" 2>/dev/null || true
   log "npm test after a reset: exit $status in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
+  log "free disk under /var/lib/docker: $(sort -n .testenv/fresh-disk.log | head -n 1 | awk '{printf "%.1f GiB", $1 / 2^30}') at the least, $(head -n 1 .testenv/fresh-disk.log | awk '{printf "%.1f GiB", $1 / 2^30}') at the start"
   return "$status"
 }
 

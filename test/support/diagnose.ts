@@ -5,7 +5,7 @@
  * a product fault from a test fault.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, statfsSync, writeFileSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "./database.js";
 import type { LoadResult, Sample } from "./load.js";
@@ -23,6 +23,9 @@ export interface LogLine {
 export class LogTap {
   private child?: ChildProcess;
   private out?: WriteStream;
+  private sampler?: ReturnType<typeof setInterval>;
+  /** Free bytes on the disk that holds Docker's data (and so the database and the logs), once a second. */
+  readonly disk: { at: number; free: number }[] = [];
   readonly file: string;
 
   constructor(readonly project: string, readonly cwd: string) {
@@ -43,9 +46,21 @@ export class LogTap {
     this.child.stderr!.pipe(this.out, { end: false });
     this.child.on("error", () => undefined);
     this.child.unref();
+    // A full disk fails writes fast while reads pass, and loses the very log lines that would say so.
+    this.sampler ??= setInterval(() => {
+      try {
+        const fs = statfsSync("/var/lib/docker");
+        this.disk.push({ at: Date.now(), free: fs.bavail * fs.bsize });
+        if (this.disk.length > 7200) this.disk.shift();
+      } catch {
+        // no such directory: nothing to sample
+      }
+    }, 1_000);
+    this.sampler.unref();
   }
 
   stop(): void {
+    if (this.sampler) clearInterval(this.sampler);
     this.child?.kill("SIGTERM");
     this.child = undefined;
     this.out?.end();
@@ -129,9 +144,12 @@ export function diagnose(label: string, load: LoadResult, tap?: LogTap): string 
     const key = `${l.container.replace(/-\d+$/, "")}: ${l.text.replace(/"(time|reqId|request_id|pid|hostname|responseTime|duration)":("[^"]*"|[0-9.]+),?/g, "").slice(0, 300)}`;
     distinct.set(key, (distinct.get(key) ?? 0) + 1);
   }
+  const disk = (tap?.disk ?? []).filter((d) => d.at >= from && d.at <= to);
+  const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
   const summary = [
     `${label}: ${load.failed.length} of ${load.sent} requests failed between ${stamp(first)} and ${stamp(last)} (UTC)`,
     ...summariseFailures(load.failed),
+    disk.length ? `free disk under /var/lib/docker meanwhile: ${gib(Math.min(...disk.map((d) => d.free)))} at the least, ${gib(Math.max(...disk.map((d) => d.free)))} at the most` : "free disk: not sampled",
     tap ? `logs from ${stamp(from)} to ${stamp(to)}: ${lines.length} lines, ${told.length} telling; distinct:` : "no log tap: only the client's view",
     ...[...distinct].slice(0, 40).map(([k, n]) => `  ${n} x ${k}`),
   ];
