@@ -5,7 +5,7 @@
  * (status and rollback run twice with the same arguments), the runtime loading the module, the
  * scan's DB coming from the user's own registry, and what `dagger check` runs.
  */
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -160,7 +160,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       `--host=${engine.gateway}`, `--port=${sshd.port}`, "--user=root",
       `--ssh-key=file:${sshd.keyPath}`, `--known-hosts=file:${sshd.knownHostsPath}`, `--dir=${remoteDir}`,
     ];
-    const call = (fn: string, ...args: string[]) => dagger(engine, ["call", fn, ...hostArgs(), ...args], { env: { SLACK_HOOK: slack.url } });
+    const call = (fn: string, ...args: string[]) => dagger(engine, ["call", ...hostArgs(), fn, ...args], { env: { SLACK_HOOK: slack.url } });
     const slack = new SlackReceiver();
     const history = () => stack.read("releases.log").split("\n").filter((l) => l && !l.startsWith("#"));
 
@@ -261,7 +261,18 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       const first = await call("rollback");
       expect(first.exitCode, first.all).toBe(0);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
-      const second = await call("rollback");
+      // On-call's way: the host set once in an environment's .env (README: "On-call setup"), no flags.
+      const env = join(work, "environments", "test");
+      mkdirSync(env, { recursive: true });
+      writeFileSync(join(env, ".env"), [
+        `SLIPWAY_HOST=${engine.gateway}`, `SLIPWAY_PORT=${sshd.port}`, "SLIPWAY_USER=root", `SLIPWAY_SSH_KEY=file://${sshd.keyPath}`,
+        `SLIPWAY_KNOWN_HOSTS=file://${sshd.knownHostsPath}`, `SLIPWAY_DIR=${remoteDir}`, "",
+      ].join("\n"));
+      const bare = (fn: string) => dagger(engine, ["-m", repoRoot, "call", fn], { cwd: env });
+      const noFlags = await bare("status");
+      expect(noFlags.exitCode, noFlags.all).toBe(0);
+      expect(noFlags.stdout).toMatch(/release: .*slipway\/api:v2/);
+      const second = await bare("rollback");
       expect(second.exitCode, second.all).toBe(0);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
       expect(history().slice(before).map((l) => l.split("\t").slice(1, 3).join(" "))).toEqual(["rollback v2", "rollback v1"]);
@@ -275,8 +286,8 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     it("`dagger call deploy` to a host whose key is not the known one fails and runs nothing", async () => {
       const untouched = join(work, "never-shipped");
       const r = await dagger(engine, [
-        "call", "deploy", `--host=${engine.gateway}`, `--port=${sshd.port}`, "--user=root", `--ssh-key=file:${sshd.keyPath}`,
-        `--known-hosts=file:${sshd.wrongKnownHostsPath}`, `--dir=${untouched}`, "--tag=v2",
+        "call", `--host=${engine.gateway}`, `--port=${sshd.port}`, "--user=root", `--ssh-key=file:${sshd.keyPath}`,
+        `--known-hosts=file:${sshd.wrongKnownHostsPath}`, `--dir=${untouched}`, "deploy", "--tag=v2",
       ]);
       expect(r.exitCode).not.toBe(0);
       expect(r.all).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);

@@ -88,6 +88,42 @@ describe("host scripts", () => {
   });
 });
 
+describe("RUNBOOK.md", () => {
+  const runbook = readFileSync(join(repoRoot, "RUNBOOK.md"), "utf8");
+  // Every command line on-call may copy: code blocks and inline code.
+  const commands = [...runbook.matchAll(/```bash\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split("\n")).concat([...runbook.matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!));
+
+  it("names only scripts that exist, with flags those scripts take", () => {
+    const used = commands.flatMap((line) => [...line.matchAll(/scripts\/([a-z-]+)\.sh((?: +[^ #;&|]+)*)/g)]);
+    expect(used.length).toBeGreaterThan(20);
+    for (const [, script, rest] of used) {
+      const file = join(repoRoot, "scripts", `${script}.sh`);
+      expect(scripts, `scripts/${script}.sh`).toContain(`${script}.sh`);
+      const text = readFileSync(file, "utf8");
+      for (const flag of (rest ?? "").match(/--[a-z][a-z-]*/g) ?? []) expect(text, `scripts/${script}.sh ${flag}`).toContain(`${flag}`);
+    }
+  });
+
+  it("calls only the module's functions, and names the real lock and deployment paths", () => {
+    const index = readFileSync(join(repoRoot, "dagger/src/index.ts"), "utf8");
+    const functions = new Set([...index.matchAll(/@func\([^)]*\)\s*(?:@check\(\)\s*)?(?:async )?([a-zA-Z]+)\(/g)].map((m) => m[1]!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)));
+    const calls = commands.flatMap((line) => [...line.matchAll(/dagger call(?: --[^ ]+)* ([a-z-]+)/g)].map((m) => m[1]!));
+    expect(calls).toEqual(expect.arrayContaining(["rollback", "status"]));
+    for (const fn of calls) expect(functions, fn).toContain(fn);
+    expect(runbook).not.toMatch(/\/run\/lock\/slipway/);
+    expect(readFileSync(join(repoRoot, "scripts/lib.sh"), "utf8")).toContain('LOCK_FILE=${SLIPWAY_LOCK_FILE:-$SLIPWAY_DIR/.deploy.lock}');
+    expect(runbook).toMatch(/`\.deploy\.lock` in the deployment directory/);
+  });
+
+  it("starts the rollback section with the button and `dagger call rollback`, and ends every branch with a check", () => {
+    const section = runbook.slice(runbook.indexOf("## 2. Roll back"), runbook.indexOf("## 3."));
+    expect(section.indexOf("rollback** → *Run workflow*")).toBeGreaterThan(0);
+    expect(section.indexOf("dagger call rollback")).toBeLessThan(section.indexOf("scripts/rollback.sh"));
+    expect(section).toMatch(/\*\*Check\*\*/);
+    for (const branch of ["no earlier release in the history", "gone from the registry", "never turns", "point the proxy by hand", "Restore (§4)"]) expect(section, branch).toContain(branch);
+  });
+});
+
 describe("docker-compose.prod.yml", () => {
   it("resolves, and keeps every rule of the production stack", async () => {
     const stack = new Stack({ port: 8000 }).install();

@@ -139,7 +139,7 @@ describe("workflows", () => {
     expect(job.environment.name).toBe("${{ inputs.environment }}-rollback");
     expect(job.steps[0].name).toMatch(/^Validate the inputs/);
     expect(job.steps[0].run).toContain("(@sha256:[0-9a-f]{64})?$");
-    expect(job.steps.at(-1).run).toMatch(/args=\(rollback /);
+    expect(job.steps.at(-1).run).toMatch(/args=\(--host="\$DEPLOY_HOST" [^)]*\n\s+rollback /);
     // The undone release is marked before the host is touched (test/gate.test.ts runs that step).
     expect(job.permissions).toEqual({ contents: "read", deployments: "write" });
     const mark = (job.steps as any[]).findIndex((s) => /^Mark the release being undone/.test(s.name ?? ""));

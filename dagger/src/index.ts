@@ -11,7 +11,7 @@ import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUr
 import { failureSummary, postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
 import { pinnedReference, releaseRef } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
-import { DEPLOY_BUNDLE, deployArgs, kpiArgs, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir } from "./commands/ssh.js";
+import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "./commands/ssh.js";
 import {
   dbWindow,
   gateReport,
@@ -40,9 +40,50 @@ interface ScanSettings {
   trivyCache?: Directory;
 }
 
-/** Slipway's release pipeline: every function runs the same way on a laptop and in CI. */
+/**
+ * Slipway's release pipeline: every function runs the same way on a laptop and in CI. The host
+ * that deploy, rollback, status, kpi and backup reach is given once, before the function
+ * (`dagger call --host=… --user=… --ssh-key=… --known-hosts=… rollback`), or for on-call in the
+ * .env of an environment's directory (environments/production/.env: SLIPWAY_HOST, SLIPWAY_USER,
+ * SLIPWAY_SSH_KEY, SLIPWAY_KNOWN_HOSTS), so that `dagger call rollback` there needs no flags.
+ */
 @object()
 export class Slipway {
+  host: string;
+  user: string;
+  sshKey?: Secret;
+  knownHosts?: Secret;
+  port: number;
+  dir: string;
+  target: string;
+  sshImage: string;
+
+  /** The host the release functions reach (README: "On-call setup"). */
+  constructor(
+    /** The server to release to (DNS name or IP). */
+    host = "",
+    /** SSH user on the host; it must be allowed to run docker. */
+    user = "",
+    /** Private SSH key: env:SSH_PRIVATE_KEY or file:~/.ssh/id_ed25519 (in a .env, file:///home/you/.ssh/id_ed25519). */
+    sshKey?: Secret,
+    /** known_hosts line(s) for the host (ssh-keyscan it once, check the fingerprint); unknown keys fail. */
+    knownHosts?: Secret,
+    port = 22,
+    /** Directory on the host holding docker-compose.prod.yml and .env. */
+    dir = "/opt/slipway",
+    /** compose or swarm; empty: what the host's .env says (SLIPWAY_TARGET there). */
+    target = "",
+    sshImage = "alpine:3.22.2",
+  ) {
+    this.host = host;
+    this.user = user;
+    this.sshKey = sshKey;
+    this.knownHosts = knownHosts;
+    this.port = port;
+    this.dir = dir;
+    this.target = target;
+    this.sshImage = sshImage;
+  }
   /**
    * Build the API image from the repo's Dockerfile, with APP_VERSION baked in (GET /health reports it).
    */
@@ -266,21 +307,10 @@ export class Slipway {
   async deploy(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
-    /** The server to deploy to (DNS name or IP). */
-    host: string,
-    /** SSH user on the host; it must be allowed to run docker. */
-    user: string,
-    /** Private SSH key, e.g. env:SSH_PRIVATE_KEY or file:~/.ssh/id_ed25519. */
-    sshKey: Secret,
-    /** known_hosts line(s) for the host (ssh-keyscan it once, check the fingerprint); unknown keys fail. */
-    knownHosts: Secret,
     /** Image tag to release, e.g. the commit SHA. */
     tag: string,
     /** The registry digest `ci`/`publish` printed (sha256:…): the host runs exactly that image. */
     digest = "",
-    /** Directory on the host holding docker-compose.prod.yml and .env. */
-    dir = "/opt/slipway",
-    port = 22,
     timeout = 60,
     /** Seconds the host watches the new release through its proxy, the old one warm, before stopping the old (0: off; default: the host's GUARD_SECONDS, else 30). A bad release is switched back automatically. */
     guard = -1,
@@ -304,21 +334,20 @@ export class Slipway {
     commit = "",
     author = "",
     changelog = "",
-    sshImage = "alpine:3.22.2",
   ): Promise<string> {
     const release = releaseRef(tag, digest);
-    const call: ScriptCall = { dir, script: "deploy", tag: release, operator, approver, args: deployArgs(timeout, guard, { steps: canary, stepSeconds: canaryStep, minRequests: canaryMinRequests }) };
-    const target = this.target(host, user, port);
+    const host = this.connection();
+    const call: ScriptCall = { dir: this.dir, script: "deploy", tag: release, operator, approver, args: [...this.targetArgs(), ...deployArgs(timeout, guard, { steps: canary, stepSeconds: canaryStep, minRequests: canaryMinRequests })] };
     const event = { action: "deploy", environment, release, commit, author, operator, approver, changelog: lines(changelog) } as const;
     return this.notified(slackWebhook, event, async () => {
       const files = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]), exclude: ["**/*.test.ts"] });
       const bundle = stagingDir(randomUUID());
-      const out = await this.ssh(sshImage, sshKey, knownHosts)
+      const out = await host.ssh
         .withDirectory("/bundle", files)
-        .withExec(shipArgv(target, "/bundle", dir, bundle))
-        .withExec(sshArgv(target, remoteScriptCommand({ ...call, bundle })))
+        .withExec(shipArgv(host.target, "/bundle", this.dir, bundle))
+        .withExec(sshArgv(host.target, remoteScriptCommand({ ...call, bundle })))
         .combinedOutput();
-      return out + (await this.smokeOrRollBack(smokeUrl, smokeWait, release, () => this.runHostScript(sshImage, sshKey, knownHosts, target, { dir, script: "rollback", operator })));
+      return out + (await this.smokeOrRollBack(smokeUrl, smokeWait, release, () => this.runHostScript({ dir: this.dir, script: "rollback", operator, args: this.targetArgs() })));
     });
   }
 
@@ -345,23 +374,17 @@ export class Slipway {
    */
   @func({ cache: "never" })
   async rollback(
-    host: string,
-    user: string,
-    sshKey: Secret,
-    knownHosts: Secret,
+    /** The release to return to (a tag or tag@sha256:…); empty: the one before the current one. */
     tag?: string,
-    dir = "/opt/slipway",
-    port = 22,
     smokeUrl = "",
     slackWebhook?: Secret,
     environment = "",
     operator = "",
-    sshImage = "alpine:3.22.2",
   ): Promise<string> {
     const event = { action: "rollback", environment, release: tag ? releaseRef(tag) : "the previous release", operator } as const;
-    const target = this.target(host, user, port);
+    this.connection();
     return this.notified(slackWebhook, event, async () => {
-      const out = await this.runHostScript(sshImage, sshKey, knownHosts, target, { dir, script: "rollback", tag, operator });
+      const out = await this.runHostScript({ dir: this.dir, script: "rollback", tag, operator, args: this.targetArgs() });
       return out + (await this.smokeOrRollBack(smokeUrl, 15, "", undefined));
     });
   }
@@ -370,16 +393,16 @@ export class Slipway {
    * Take a database backup on the host with `scripts/backup.sh` (into `dir`/backups).
    */
   @func({ cache: "never" })
-  async backup(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
-    return this.runHostScript(sshImage, sshKey, knownHosts, this.target(host, user, port), { dir, script: "backup" });
+  async backup(): Promise<string> {
+    return this.runHostScript({ dir: this.dir, script: "backup" });
   }
 
   /**
    * Show the host's running release, health, deploy lock and last releases (`scripts/status.sh`).
    */
   @func({ cache: "never" })
-  async status(host: string, user: string, sshKey: Secret, knownHosts: Secret, dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
-    return this.runHostScript(sshImage, sshKey, knownHosts, this.target(host, user, port), { dir, script: "status" });
+  async status(): Promise<string> {
+    return this.runHostScript({ dir: this.dir, script: "status", args: this.targetArgs() });
   }
 
   /**
@@ -388,8 +411,8 @@ export class Slipway {
    * (`scripts/status.sh --kpi`).
    */
   @func({ cache: "never" })
-  async kpi(host: string, user: string, sshKey: Secret, knownHosts: Secret, since = "15m", dir = "/opt/slipway", port = 22, sshImage = "alpine:3.22.2"): Promise<string> {
-    return this.runHostScript(sshImage, sshKey, knownHosts, this.target(host, user, port), { dir, script: "status", args: kpiArgs(since) });
+  async kpi(since = "15m"): Promise<string> {
+    return this.runHostScript({ dir: this.dir, script: "status", args: kpiArgs(since) });
   }
 
   // --- composition helpers (not exposed as functions) ---------------------------------
@@ -463,26 +486,34 @@ export class Slipway {
     return table;
   }
 
-  private target(host: string, user: string, port: number): SshTarget {
-    return { host, user, port, keyPath: SSH_KEY, knownHostsPath: KNOWN_HOSTS };
-  }
-
-  private ssh(sshImage: string, sshKey: Secret, knownHosts: Secret): Container {
-    return dag
+  /**
+   * The host as the constructor was given it: where ssh connects, and a container holding the
+   * key and known_hosts. Fails in one line naming what is missing and where to set it.
+   */
+  private connection(): { target: SshTarget; ssh: Container } {
+    const missing = missingConnection({ host: this.host, user: this.user, sshKey: Boolean(this.sshKey), knownHosts: Boolean(this.knownHosts) });
+    if (missing) throw new Error(missing);
+    const target = { host: this.host, user: this.user, port: this.port, keyPath: SSH_KEY, knownHostsPath: KNOWN_HOSTS };
+    const ssh = dag
       .container()
-      .from(sshImage)
+      .from(this.sshImage)
       .withExec(["apk", "add", "--no-cache", "openssh-client", "bash", "tar"])
-      .withMountedSecret(SSH_KEY, sshKey, { mode: 0o600 })
-      .withMountedSecret(KNOWN_HOSTS, knownHosts, { mode: 0o644 })
+      .withMountedSecret(SSH_KEY, this.sshKey!, { mode: 0o600 })
+      .withMountedSecret(KNOWN_HOSTS, this.knownHosts!, { mode: 0o644 })
       // The functions that use this say cache: "never", but the engine also caches each exec by
       // its inputs: a fresh input per call makes every call really reach the host.
       .withEnvVariable("SLIPWAY_CALL_ID", randomUUID());
+    return { target, ssh };
   }
 
-  private async runHostScript(sshImage: string, sshKey: Secret, knownHosts: Secret, target: SshTarget, call: ScriptCall): Promise<string> {
-    return this.ssh(sshImage, sshKey, knownHosts)
-      .withExec(sshArgv(target, remoteScriptCommand(call)))
-      .combinedOutput();
+  /** --target for the host scripts that take it, when the constructor names one. */
+  private targetArgs(): string[] {
+    return targetArgs(this.target);
+  }
+
+  private async runHostScript(call: ScriptCall): Promise<string> {
+    const { target, ssh } = this.connection();
+    return ssh.withExec(sshArgv(target, remoteScriptCommand(call))).combinedOutput();
   }
 
   /**

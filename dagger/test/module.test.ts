@@ -25,6 +25,7 @@ interface Fn { description: string; arguments: Record<string, Arg> }
 /** What the introspector decides beyond toJSON(): the @func cache policy and the @check mark. */
 interface Policy { cache?: string; isCheck: boolean }
 let fns: Record<string, Fn>;
+let ctor: Fn;
 let policies: Record<string, Policy>;
 let objectDescription: string;
 
@@ -38,6 +39,7 @@ beforeAll(async () => {
   const introspected = await scan([join(src, "index.ts"), clientGen], "slipway", false);
   const mod = introspected.toJSON();
   fns = mod.objects.Slipway.methods;
+  ctor = mod.objects.Slipway._constructor;
   objectDescription = mod.objects.Slipway.description;
   policies = Object.fromEntries(
     Object.entries(introspected.objects.Slipway.methods as Record<string, Policy>).map(([k, f]) => [k, { cache: f.cache, isCheck: f.isCheck }]),
@@ -71,28 +73,39 @@ describe("the Dagger module as the engine sees it", () => {
       expect(fns[name]!.arguments.trivyCache!.isOptional, name).toBe(true);
     }
     expect(Object.keys(fns.deploy!.arguments)).toEqual([
-      "source", "host", "user", "sshKey", "knownHosts", "tag", "digest", "dir", "port", "timeout", "guard", "canary", "canaryStep", "canaryMinRequests", "smokeUrl", "smokeWait", "slackWebhook",
-      "environment", "operator", "approver", "commit", "author", "changelog", "sshImage",
+      "source", "tag", "digest", "timeout", "guard", "canary", "canaryStep", "canaryMinRequests", "smokeUrl", "smokeWait", "slackWebhook",
+      "environment", "operator", "approver", "commit", "author", "changelog",
     ]);
     expect(fns.deploy!.arguments.digest!.description).toMatch(/runs exactly that image/);
     expect(fns.deploy!.arguments.slackWebhook!.isOptional).toBe(true);
     expect(fns.rollback!.arguments.slackWebhook!.isOptional).toBe(true);
     expect(fns.smoke!.arguments.url!.isOptional).toBe(false);
-    expect(fns.deploy!.arguments.dir!.defaultValue).toBe("/opt/slipway");
-    expect(fns.deploy!.arguments.port!.defaultValue).toBe(22);
+    expect(ctor.arguments.dir!.defaultValue).toBe("/opt/slipway");
+    expect(ctor.arguments.port!.defaultValue).toBe(22);
     expect(fns.deploy!.arguments.canary!.defaultValue).toBe("");
     expect(fns.deploy!.arguments.canaryStep!.defaultValue).toBe(60);
     expect(fns.deploy!.arguments.canaryMinRequests!.defaultValue).toBe(20);
-    expect(fns.deploy!.arguments.knownHosts!.description).toMatch(/unknown keys fail/);
+    expect(ctor.arguments.knownHosts!.description).toMatch(/unknown keys fail/);
     expect(fns.rollback!.arguments.tag!.isOptional).toBe(true);
     expect(Object.keys(fns.publish!.arguments)).toEqual(expect.arrayContaining(["registry", "username", "password", "tag"]));
+  });
+
+  it("takes the host once, in the constructor, so on-call's rollback, status and kpi need no flags", () => {
+    expect(Object.keys(ctor.arguments)).toEqual(["host", "user", "sshKey", "knownHosts", "port", "dir", "target", "sshImage"]);
+    for (const [name, arg] of Object.entries(ctor.arguments)) expect(arg.isOptional || arg.defaultValue !== undefined, name).toBe(true);
+    for (const name of ["rollback", "status", "kpi", "backup"]) {
+      const required = Object.entries(fns[name]!.arguments).filter(([, a]) => !a.isOptional && a.defaultValue === undefined);
+      expect(required, name).toEqual([]);
+      for (const moved of ["host", "user", "sshKey", "knownHosts", "dir", "port"]) expect(fns[name]!.arguments[moved], `${name} ${moved}`).toBeUndefined();
+    }
+    expect(objectDescription).toMatch(/environments\/production\/\.env/);
   });
 
   it("pins the same images as commands/, the Dockerfile and the compose file", () => {
     const defaults = (key: string) => new Set(Object.values(fns).map((f) => f.arguments[key]?.defaultValue).filter(Boolean));
     expect(defaults("nodeImage")).toEqual(new Set([IMAGES.node]));
     expect(defaults("postgresImage")).toEqual(new Set([IMAGES.postgres]));
-    expect(defaults("sshImage")).toEqual(new Set([IMAGES.ssh]));
+    expect(ctor.arguments.sshImage!.defaultValue).toBe(IMAGES.ssh);
     expect(defaults("trivyImage")).toEqual(new Set([TRIVY_IMAGE]));
     expect(readFileSync(join(repo, "Dockerfile"), "utf8")).toContain(`ARG NODE_IMAGE=${IMAGES.node}`);
     expect(readFileSync(join(repo, "docker-compose.prod.yml"), "utf8")).toContain(`\${POSTGRES_IMAGE:-${IMAGES.postgres}}`);
@@ -106,7 +119,7 @@ describe("the Dagger module as the engine sees it", () => {
  * test, a notification).
  */
 function methodsReachingOut(file: string): Set<string> {
-  const REACHES_OUT = [/\bthis\.ssh\(/, /\.publish\(/, /\bthis\.trivy\(/, /\bsmokeJourney\(/, /\bpostNotification\(/];
+  const REACHES_OUT = [/\bthis\.connection\(/, /\.publish\(/, /\bthis\.trivy\(/, /\bsmokeJourney\(/, /\bpostNotification\(/];
   const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.ES2022, true);
   const bodies = new Map<string, string>();
   const visit = (node: ts.Node) => {
@@ -136,7 +149,7 @@ describe("what the engine caches and what `dagger check` runs", () => {
   it("the detector flags a side-effecting function that forgets the policy", () => {
     const dir = mkdtempSync(join(tmpdir(), "dagger-cache-policy-"));
     const file = join(dir, "index.ts");
-    writeFileSync(file, "class M {\n  async poke() { return this.helper(); }\n  private helper() { return this.ssh(1); }\n  pure() { return 1; }\n}\n");
+    writeFileSync(file, "class M {\n  async poke() { return this.helper(); }\n  private helper() { return this.connection(); }\n  pure() { return 1; }\n}\n");
     expect([...methodsReachingOut(file)].sort()).toEqual(["helper", "poke"]);
   });
 

@@ -57,6 +57,24 @@ export interface ScriptCall {
   bundle?: string;
 }
 
+/**
+ * What the release functions lack to reach a host, as one line naming where to give it, or ""
+ * when nothing is missing.
+ */
+export function missingConnection(given: { host: string; user: string; sshKey: boolean; knownHosts: boolean }): string {
+  const names: [keyof typeof given, string][] = [["host", "--host / SLIPWAY_HOST"], ["user", "--user / SLIPWAY_USER"], ["sshKey", "--ssh-key / SLIPWAY_SSH_KEY"], ["knownHosts", "--known-hosts / SLIPWAY_KNOWN_HOSTS"]];
+  const missing = names.filter(([k]) => !given[k]).map(([, flag]) => flag);
+  if (missing.length === 0) return "";
+  return `no host to reach: give ${missing.join(", ")} (flags before the function, e.g. dagger call --host=app.example.com rollback, or in environments/<name>/.env; README: "On-call setup")`;
+}
+
+/** --target for deploy.sh, rollback.sh and status.sh: compose or swarm, or nothing (the host's .env decides). */
+export function targetArgs(target: string): string[] {
+  if (target === "") return [];
+  if (target !== "compose" && target !== "swarm") throw new Error(`invalid target ${JSON.stringify(target)}: use compose or swarm, or leave it out (the host's .env decides)`);
+  return ["--target", target];
+}
+
 /** deploy.sh's flags: the health timeout, and the guard window when one is asked for (-1: the host's setting). */
 export function deployArgs(timeout: number, guard: number, canary: Canary = NO_CANARY): string[] {
   if (!Number.isInteger(timeout) || timeout < 1) throw new Error(`invalid timeout ${timeout}: use a positive number of seconds`);

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { DEPLOY_BUNDLE, deployArgs, kpiArgs, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir } from "../../src/commands/ssh.js";
+import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "../../src/commands/ssh.js";
 
 const target: SshTarget = { host: "app.example.com", user: "deploy", port: 2222, keyPath: "/k", knownHostsPath: "/kh" };
 
@@ -87,5 +87,21 @@ describe("deploy.sh flags", () => {
     );
     expect(() => deployArgs(60, -1, { steps: "10", stepSeconds: 0, minRequests: 20 })).toThrow(/invalid canaryStep/);
     expect(() => deployArgs(60, -1, { steps: "10", stepSeconds: 60, minRequests: -1 })).toThrow(/invalid canaryMinRequests/);
+  });
+});
+
+describe("the host, given once", () => {
+  it("names every missing piece of the connection and where to set it, in one line", () => {
+    expect(missingConnection({ host: "app.example.com", user: "deploy", sshKey: true, knownHosts: true })).toBe("");
+    const msg = missingConnection({ host: "", user: "deploy", sshKey: false, knownHosts: true });
+    expect(msg.split("\n")).toHaveLength(1);
+    expect(msg).toMatch(/^no host to reach: give --host \/ SLIPWAY_HOST, --ssh-key \/ SLIPWAY_SSH_KEY \(flags before the function/);
+    expect(msg).toContain("environments/<name>/.env");
+  });
+
+  it("passes --target only as compose or swarm", () => {
+    expect(targetArgs("")).toEqual([]);
+    expect(targetArgs("swarm")).toEqual(["--target", "swarm"]);
+    expect(() => targetArgs("swarm;id")).toThrow(/invalid target "swarm;id": use compose or swarm/);
   });
 });
