@@ -1024,59 +1024,9 @@ down_sql() { # ref version
     | sed -n '/^-- migrate:down/,$p' | sed '1d'
 }
 
-# One line per statement of SQL (on stdin) that would lose data, with what it would lose, judged
-# against the data itself: a DROP TABLE of a table with rows, a DROP COLUMN or a type change of a
-# column holding a value, a TRUNCATE, a DELETE that matches rows. Nothing when it loses none.
-data_at_stake() {
-  local stmt table col rest action n
-  local -a actions=()
-  # Statements, one per line: comments out, whitespace folded, split at semicolons.
-  sed 's/--.*$//' | tr '\n' ' ' | tr -s ' \t' ' ' | tr ';' '\n' | sed 's/^ //; s/ $//; /^$/d' \
-    | while IFS= read -r stmt; do
-      shopt -s nocasematch
-      if [[ "$stmt" =~ ^DROP\ TABLE\ (IF\ EXISTS\ )?(.*)$ ]]; then
-        rest=${BASH_REMATCH[2]}
-        rest=$(sed -E 's/ (CASCADE|RESTRICT)$//I' <<<"$rest")
-        for table in ${rest//,/ }; do
-          n=$(rows_where "$table" "true")
-          [[ "$n" == 0 ]] || echo "$stmt: $n row(s) in $table"
-        done
-      elif [[ "$stmt" =~ ^TRUNCATE\ (TABLE\ )?(.*)$ ]]; then
-        rest=$(sed -E 's/ (CASCADE|RESTRICT|RESTART IDENTITY|CONTINUE IDENTITY)//Ig' <<<"${BASH_REMATCH[2]}")
-        for table in ${rest//,/ }; do
-          n=$(rows_where "$table" "true")
-          [[ "$n" == 0 ]] || echo "$stmt: $n row(s) in $table"
-        done
-      elif [[ "$stmt" =~ ^DELETE\ FROM\ (ONLY\ )?([^ ]+)(\ WHERE\ (.*))?$ ]]; then
-        table=${BASH_REMATCH[2]}
-        n=$(rows_where "$table" "${BASH_REMATCH[4]:-true}")
-        [[ "$n" == 0 ]] || echo "$stmt: $n row(s) in $table"
-      elif [[ "$stmt" =~ ^ALTER\ TABLE\ (IF\ EXISTS\ )?(ONLY\ )?([^ ]+)\ (.*)$ ]]; then
-        table=${BASH_REMATCH[3]}
-        mapfile -t actions < <(tr ',' '\n' <<<"${BASH_REMATCH[4]}" | sed 's/^ //')
-        for action in "${actions[@]}"; do
-          col=""
-          # (Excluded first: a second =~ would reset BASH_REMATCH.)
-          if [[ "$action" =~ ^DROP\ (CONSTRAINT|DEFAULT|NOT\ NULL|IDENTITY|EXPRESSION) ]]; then
-            continue
-          elif [[ "$action" =~ ^DROP\ (COLUMN\ )?(IF\ EXISTS\ )?([^ ]+) ]]; then
-            col=${BASH_REMATCH[3]}
-          elif [[ "$action" =~ ^ALTER\ (COLUMN\ )?([^ ]+)\ (SET\ DATA\ )?TYPE\  ]]; then
-            col=${BASH_REMATCH[2]}
-          fi
-          [[ -n "$col" ]] || continue
-          n=$(rows_where "$table" "$col IS NOT NULL")
-          [[ "$n" == 0 ]] || echo "$stmt: $n row(s) hold a value in $table.$col"
-        done
-      fi
-      shopt -u nocasematch
-    done
-}
-# Rows of TABLE where CONDITION holds; 0 for a table that does not exist.
-rows_where() { # table condition
-  [[ "$(db_psql "" -c "SELECT to_regclass('$1') IS NOT NULL" </dev/null 2>/dev/null)" == t ]] || { echo 0; return 0; }
-  db_psql "" -c "SELECT count(*) FROM $1 WHERE $2" </dev/null 2>/dev/null || echo "an unknown number of (the count failed)"
-}
+# Whether the down sections would lose data: rehearsed on a copy (lib/down-rehearsal.sh).
+# shellcheck source=scripts/lib/down-rehearsal.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/down-rehearsal.sh"
 
 # dbmate rollback, once: the newest applied migration's down section, in one transaction, with
 # the deploy's lock_timeout, using the migration files of REF.

@@ -24,11 +24,14 @@ Options:
   --timeout SECONDS  how long to wait for the container to turn healthy (default 60)
   --migrations       also undo the migrations the target release does not ship, newest first,
                      each one's `-- migrate:down` in one transaction with the deploy's lock
-                     timeout, after a fresh backup and after the roll. Refused, with
-                     nothing changed, when a down section would lose data (a DROP TABLE of a
-                     table with rows, a DROP COLUMN or type change of a column holding a value,
-                     a TRUNCATE, a DELETE that matches rows): the statements and the rows at
-                     stake are listed
+                     timeout, after a fresh backup and after the roll. First the down sections
+                     are rehearsed on a copy restored from that backup, and what holds data
+                     (each table's rows, each column's non-NULL values and a checksum of them)
+                     is measured before and after: any loss refuses the rollback with nothing
+                     changed, listing each loss as table.column: N value(s). So does a down
+                     section that fails on the copy, or anything the check cannot measure (no
+                     room for a copy, large objects, foreign tables). Costs the time of a
+                     restore and room for one copy of the database.
   --accept-data-loss with --migrations: undo them even so (the backup is taken first)
                      With --migrations, naming the current release rolls back only its schema
                      (e.g. after a --migrations rollback was cut off before its down sections)
@@ -37,6 +40,9 @@ Options:
   -h, --help         show this help
 USAGE
 }
+
+# Lines on stdin as one: "a; b; c".
+joined() { paste -sd ';' | sed 's/;/; /g'; }
 
 # One migration's down section (dbmate rollback, one transaction); tried again, like deploy's
 # migrations, when it gave up waiting for its lock (the transaction undid everything).
@@ -56,7 +62,7 @@ migration_down() { # source_ref version
 }
 
 main() {
-  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 source stake dump="" v list rolled_back="" schema_only sql
+  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 source stake dump="" v list rolled_back="" schema_only status
   local -a undo=()
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
@@ -93,6 +99,8 @@ main() {
   survive_disconnect
   acquire_lock "rollback:${tag:-previous}"
   reconcile
+  # A --migrations rollback killed during its rehearsal leaves the copy.
+  if db_running; then drop_rehearsals; fi
   current=$(env_get API_TAG)
   if [[ -z "$tag" ]]; then
     tag=$(previous_release "$current")
@@ -129,20 +137,25 @@ main() {
     if ((${#undo[@]} == 0)); then
       step "no migrations to roll back: the database has none that $tag does not ship"
     else
-      step "checking the down sections of ${undo[*]} (from $source) against the data"
-      stake=""
       for v in "${undo[@]}"; do
-        sql=$(down_sql "$source" "$v") \
+        down_sql "$source" "$v" | grep -q . \
           || die "migration $v is not in $source's image, so its down section is unknown; nothing was changed. Undo it by hand (after a backup), or roll back without --migrations"
-        stake+=$(data_at_stake <<<"$sql" | sed "s/^/$v: /")$'\n'
       done
-      stake=$(sed '/^$/d' <<<"$stake")
-      if [[ -n "$stake" ]] && ((!accept_loss)); then
-        die "rolling back the migrations would lose data: $(paste -sd ';' <<<"$stake" | sed 's/;/; /g'); nothing was changed. Roll back without --migrations (the schema stays), or add --accept-data-loss (a backup is taken first)"
-      fi
-      [[ -z "$stake" ]] || step "data loss accepted (--accept-data-loss): $(paste -sd ';' <<<"$stake")"
-      step "backup before rolling back the migrations"
+      step "backup before rolling back the migrations (the rehearsal's copy is restored from it)"
       dump=$("$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}")
+      status=0
+      rehearse_down "$source" "$dump" "${undo[@]}" || status=$?
+      if ((status == 2)); then
+        die "$DOWN_REPORT, so nothing was changed on the real database; fix that down section, or roll back without --migrations (the schema stays)"
+      elif ((status != 0)); then
+        die "cannot tell whether the down sections would lose data: $DOWN_REPORT; nothing was changed. Roll back without --migrations (the schema stays)"
+      fi
+      stake=$(joined <<<"$DOWN_LOSSES")
+      step "rehearsal: $DOWN_REPORT; ${stake:-no data lost}"
+      if [[ -n "$stake" ]] && ((!accept_loss)); then
+        die "rolling back the migrations would lose data: $stake; nothing was changed. Roll back without --migrations (the schema stays), or add --accept-data-loss (the backup $dump has it)"
+      fi
+      [[ -z "$stake" ]] || step "data loss accepted (--accept-data-loss): $stake"
     fi
   fi
   if ((schema_only)); then
@@ -151,6 +164,12 @@ main() {
     roll_to "$tag" "$timeout"
   fi
   if ((${#undo[@]} > 0)); then
+    # The undone release served until the roll: what it wrote after the backup is not in the copy.
+    if ((!accept_loss)) && stake=$(recheck_emptied "$DOWN_EMPTIED") && [[ -n "$stake" ]]; then
+      finish_release rollback "$tag" "$current" - "migrations kept: values written since the check"
+      die "values were written after the check to what the down sections remove ($(joined <<<"$stake")); $tag serves, the schema stays as it is. Run scripts/rollback.sh --migrations $tag again to check anew"
+    fi
+    rm -f "$DOWN_EMPTIED"
     for v in "${undo[@]}"; do
       step "rolling back migration $v (its down section, in one transaction)"
       if ! migration_down "$source" "$v"; then

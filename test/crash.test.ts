@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { remoteScriptCommand, sshArgv } from "../dagger/src/commands/ssh.js";
 import { assertNoFailedRequests } from "./support/diagnose.js";
 import { report, startLoad, type LoadResult } from "./support/load.js";
-import { buildImages, getJson, Stack } from "./support/stack.js";
+import { buildImages, getJson, killAt, Stack } from "./support/stack.js";
 import { TestSshd } from "./support/sshd.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,31 +21,6 @@ const CLIENTS = 8;
 /** How long the operator watches after `up -d --wait`: the issue's 30 s where its table measured, less elsewhere. */
 const LONG_WATCH_S = 30;
 const SHORT_WATCH_S = 5;
-
-/**
- * Runs a host script as its own process group and SIGKILLs the group the moment its log shows
- * `at`. Resolves once it is dead, with the log up to then.
- */
-async function killAt(stack: Stack, script: string, args: string[], at: RegExp): Promise<{ killed: boolean; log: string }> {
-  const child = execa("bash", [`scripts/${script}.sh`, ...args], {
-    cwd: stack.dir,
-    detached: true,
-    reject: false,
-    env: { SLIPWAY_LOCK_FILE: join(stack.dir, ".deploy.lock") },
-  });
-  let log = "";
-  let killed = false;
-  child.stderr!.on("data", (chunk: Buffer) => {
-    log += chunk.toString();
-    if (!killed && at.test(log)) {
-      killed = true;
-      process.kill(-child.pid!, "SIGKILL");
-    }
-  });
-  await child;
-  return { killed, log };
-}
-
 
 function assertNoFailures(label: string, load: LoadResult, stack: Stack): void {
   report(label, load);

@@ -11,7 +11,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertNoFailedRequests, diagnose } from "./support/diagnose.js";
 import { report, type LoadResult } from "./support/load.js";
-import { buildImages, getJson, Stack } from "./support/stack.js";
+import { buildImages, getJson, killAt, Stack } from "./support/stack.js";
 
 const CLIENTS = 12;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -525,6 +525,7 @@ describe.sequential("production stack", () => {
     };
     const noteColumn = async () => (await sql("SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'"))[0].n;
     const index = async (name: string) => (await sql(`SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = '${name}'`))[0].n;
+    const rehearsalCopies = async () => (await sql("SELECT count(*)::int AS n FROM pg_database WHERE datname LIKE 'slipway_rehearsal_%'"))[0].n;
     // The release .env names (the fixtures are built from v1 and report its version on /health).
     const version = async () => /^API_TAG=(.*)$/m.exec(stack.read(".env"))![1]!;
     let base = "";
@@ -539,6 +540,7 @@ describe.sequential("production stack", () => {
       report("rollback --migrations", load);
       expect(result.exitCode, result.all).toBe(0);
       expect(result.all).toMatch(/backup complete: /);
+      expect(result.all).toMatch(/rehearsal: 1 down section\(s\) in \d+s on a copy of the data; no data lost/);
       expect(result.all).toMatch(/rolled back 1 migration\(s\): 29990101000003/);
       noFailures(stack, load);
       expect(await version()).toBe(base);
@@ -555,7 +557,7 @@ describe.sequential("production stack", () => {
       const history = stack.read("releases.log");
       const refused = await stack.script("rollback", ["--no-pull", "--migrations"]);
       expect(refused.exitCode).toBe(1);
-      expect(refused.all).toMatch(/ERROR: rolling back the migrations would lose data: 29990101000003: ALTER TABLE items DROP COLUMN note: 1 row\(s\) hold a value in items\.note; nothing was changed/);
+      expect(refused.all).toMatch(/ERROR: rolling back the migrations would lose data: public\.items\.note: 1 value\(s\); nothing was changed/);
       expect(await version()).toBe("notecolumn");
       expect(await noteColumn()).toBe(1);
       expect(stack.read("releases.log")).toBe(history);
@@ -569,15 +571,18 @@ describe.sequential("production stack", () => {
       expect(await version()).toBe(base);
     });
 
-    it("a down section that fails half-way leaves the schema as it was and names the migration", async () => {
+    it("a down section that fails on the copy refuses the rollback, naming the section and its error; the real database is untouched", async () => {
       expect((await stack.script("deploy", ["--no-pull", "--skip-backup", "baddown"])).exitCode).toBe(0);
       expect(await index("items_created_at_idx")).toBe(1);
       const r = await stack.script("rollback", ["--no-pull", "--migrations"]);
       expect(r.exitCode).toBe(1);
-      expect(r.all).toMatch(/ERROR: the down section of migration 29990101000004 failed, so its transaction was undone: the schema and data are as they were before it/);
+      expect(r.all).toMatch(/ERROR: the down section of migration 29990101000004 failed on the copy: .*no_such_function.*, so nothing was changed on the real database/);
       expect(await index("items_created_at_idx")).toBe(1);
       expect((await sql("SELECT version FROM schema_migrations WHERE version = '29990101000004'")).length).toBe(1);
-      expect(await version()).toBe(base);
+      expect(await version()).toBe("baddown");
+      expect(await rehearsalCopies()).toBe(0);
+      // Back to the release before, the schema as it is.
+      expect((await stack.script("rollback", ["--no-pull", base])).exitCode).toBe(0);
       // A release whose image lacks the migration's file cannot say how to undo it: refused up front.
       const env = stack.read(".env");
       writeFileSync(join(stack.dir, ".env"), `${env}MIGRATE_TAG=v1\n`, { mode: 0o600 });
@@ -612,6 +617,46 @@ describe.sequential("production stack", () => {
       expect(r.exitCode, r.all).toBe(0);
       expect(r.all).toMatch(/already serves: only its schema is rolled back/);
       expect(r.all).toMatch(/rolled back 1 migration\(s\): 29990101000003/);
+      expect(await noteColumn()).toBe(0);
+      expect(await version()).toBe(base);
+    });
+    it("judges what the database would lose, not the SQL: a column renamed before its drop, a table dropped from a DO block; refused with data, done without", async () => {
+      const cases = [
+        { release: "renamedrop", fill: "UPDATE items SET label = 'keep me' WHERE id = (SELECT min(id) FROM items)", clear: "UPDATE items SET label = NULL",
+          loss: /would lose data: public\.items\.label: 1 value\(s\); nothing was changed/, exists: "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'label'" },
+        { release: "dodrop", fill: "INSERT INTO item_tags VALUES (1, 'a'), (2, 'b')", clear: "DELETE FROM item_tags",
+          loss: /would lose data: public\.item_tags: 2 row\(s\); public\.item_tags\.item_id: 2 value\(s\); public\.item_tags\.tag: 2 value\(s\); nothing was changed/, exists: "SELECT count(*)::int AS n FROM information_schema.tables WHERE table_name = 'item_tags'" },
+      ];
+      for (const c of cases) {
+        expect((await stack.script("deploy", ["--no-pull", "--skip-backup", c.release])).exitCode, c.release).toBe(0);
+        await sql(c.fill);
+        const refused = await stack.script("rollback", ["--no-pull", "--migrations"]);
+        expect(refused.exitCode, c.release).toBe(1);
+        expect(refused.all, c.release).toMatch(c.loss);
+        expect((await sql(c.exists))[0].n, c.release).toBe(1);
+        expect(await version()).toBe(c.release);
+        await sql(c.clear);
+        const done = await stack.script("rollback", ["--no-pull", "--migrations"]);
+        expect(done.exitCode, `${c.release}: ${done.all}`).toBe(0);
+        expect(done.all).toMatch(/no data lost/);
+        expect((await sql(c.exists))[0].n, c.release).toBe(0);
+        expect(await version()).toBe(base);
+      }
+    });
+
+    it("a rollback killed during its rehearsal leaves the real database untouched, and the next command drops the copy", async () => {
+      expect((await stack.script("deploy", ["--no-pull", "--skip-backup", "notecolumn"])).exitCode).toBe(0);
+      const { killed } = await killAt(stack, "rollback", ["--no-pull", "--migrations"], /copy restored: measuring/);
+      expect(killed).toBe(true);
+      expect(await rehearsalCopies()).toBe(1);
+      expect(await noteColumn()).toBe(1);
+      expect(await version()).toBe("notecolumn");
+      const next = await stack.script("status");
+      expect(next.stdout).toMatch(/a migration rehearsal's copy of the database was left: slipway_rehearsal_/);
+      const repaired = await stack.script("rollback", ["--no-pull", "--migrations"]);
+      expect(repaired.exitCode, repaired.all).toBe(0);
+      expect(repaired.all).toMatch(/dropping the rehearsal database slipway_rehearsal_/);
+      expect(await rehearsalCopies()).toBe(0);
       expect(await noteColumn()).toBe(0);
       expect(await version()).toBe(base);
     });

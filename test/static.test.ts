@@ -72,6 +72,16 @@ describe("host scripts", () => {
     }
   });
 
+  it("count a migration rollback's losses from two measurements: rows, values, values changed; a table or column gone holds nothing", async () => {
+    const before = ["public.items\t*\t3\t", "public.items\tname\t3\t111", "public.items\tnote\t1\t7", "public.items\tspare\t0\t0", "public.tags\t*\t0\t", "public.tags\ttag\t0\t0"].join("\n");
+    const after = ["public.items\t*\t3\t", "public.items\tname\t3\t222", "public.items\tspare\t0\t0"].join("\n");
+    const run = (fn: string) => execa("bash", ["-c", `set -euo pipefail; source scripts/lib.sh; ${fn} <(printf '%s\\n' "$1") <(printf '%s\\n' "$2")`, "t", before, after], { cwd: repoRoot });
+    expect((await run("lost_values")).stdout.split("\n")).toEqual(["public.items.name: values changed", "public.items.note: 1 value(s)"]);
+    // What must still be empty on the real database before its down sections run.
+    expect((await run("emptied")).stdout.split("\n")).toEqual(["public.items\tnote", "public.tags\t*", "public.tags\ttag"]);
+    expect(readFileSync(join(repoRoot, "scripts/lib.sh"), "utf8")).not.toMatch(/data_at_stake|rows_where/);
+  });
+
   it("stop the whole command when a check fails inside $(...), a pipeline or <(...)", async () => {
     for (const body of ['x=$(die "bad value"); echo "went on with \'$x\'"', 'die "bad value" | cat; echo "went on"', 'local_read() { read -r x < <(die "bad value"); sleep 1; echo "went on"; }; local_read']) {
       const r = await execa("bash", ["-c", `set -euo pipefail; source scripts/lib.sh; ${body}`], { cwd: repoRoot, reject: false, all: true });

@@ -24,7 +24,7 @@ export async function buildImages(): Promise<void> {
   await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:unhealthy`, "-f", "unhealthy.Dockerfile", "."], {
     cwd: join(repoRoot, "test/fixtures"),
   });
-  for (const fault of ["badmigration", "altermigration", "nullmigration", "brokenwrites", "notecolumn", "baddown"]) {
+  for (const fault of ["badmigration", "altermigration", "nullmigration", "brokenwrites", "notecolumn", "baddown", "renamedrop", "dodrop"]) {
     await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:${fault}`, "-f", `${fault}.Dockerfile`, "."], {
       cwd: join(repoRoot, "test/fixtures"),
     });
@@ -195,4 +195,28 @@ export interface SlotContainer {
 export async function getJson(url: string): Promise<{ status: number; body: any }> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
   return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/**
+ * Runs a host script as its own process group and SIGKILLs the group the moment its log shows
+ * `at`. Resolves once it is dead, with the log up to then.
+ */
+export async function killAt(stack: Stack, script: string, args: string[], at: RegExp): Promise<{ killed: boolean; log: string }> {
+  const child = execa("bash", [`scripts/${script}.sh`, ...args], {
+    cwd: stack.dir,
+    detached: true,
+    reject: false,
+    env: { SLIPWAY_LOCK_FILE: join(stack.dir, ".deploy.lock") },
+  });
+  let log = "";
+  let killed = false;
+  child.stderr!.on("data", (chunk: Buffer) => {
+    log += chunk.toString();
+    if (!killed && at.test(log)) {
+      killed = true;
+      process.kill(-child.pid!, "SIGKILL");
+    }
+  });
+  await child;
+  return { killed, log };
 }
