@@ -146,6 +146,7 @@ main() {
     lister=$!
   fi
   reconcile
+  require_free_disk
   current=$(env_get API_TAG)
   step "deploying $image (current: ${current:-none})"
   ensure_image "$image" "$no_pull"

@@ -641,7 +641,7 @@ ENV_VALUES="GUARD_SECONDS:int:30 GUARD_SAMPLE_SECONDS:number:3 GUARD_BAD_SAMPLES
   GUARD_MIN_SAMPLE_REQUESTS:int:5 GUARD_MIN_REQUESTS:int:20 GUARD_MAX_5XX_PERCENT:number:1
   GUARD_P99_SECONDS:number:1 GUARD_P99_FACTOR:number:3 HOOK_TIMEOUT:int:60 MIGRATION_LOCK_TRIES:int:3
   KPI_P99_SECONDS:number:1 KPI_MAX_ERROR_PERCENT:number:0.1 KPI_MIN_AVAILABILITY_PERCENT:number:99.9
-  API_REPLICAS:count:2 HTTP_PORT:port:8000 SHUTDOWN_GRACE_MS:int:20000
+  API_REPLICAS:count:2 HTTP_PORT:port:8000 SHUTDOWN_GRACE_MS:int:20000 MIN_FREE_MB:int:1024
   MIGRATION_LOCK_TIMEOUT:pgduration:1s MIGRATION_STATEMENT_TIMEOUT:pgduration:15min API_START_PERIOD:duration:30s"
 
 valid_value() { # kind value
@@ -654,6 +654,22 @@ valid_value() { # kind value
     duration) [[ "$2" =~ ^([0-9]{1,9}(\.[0-9]+)?(ns|us|ms|s|m|h))+$ ]] ;;
     *) return 1 ;;
   esac
+}
+
+# A full disk fails the database's writes at once while its reads still pass, and loses the
+# very log lines that would say so: a release (its pull, its backup, its new container's layer)
+# must not be what fills it. Fails in one line when a disk the release writes to has less than
+# MIN_FREE_MB free (default 1024): the one holding the deployment (backups, the history) and
+# Docker's (images, the database's volume).
+require_free_disk() {
+  local min path free
+  min=$(env_number MIN_FREE_MB 1024)
+  for path in "$SLIPWAY_DIR" /var/lib/docker; do
+    [[ -d "$path" ]] || continue
+    free=$(df -Pk "$path" 2>/dev/null | awk 'NR == 2 { print int($4 / 1024) }')
+    [[ -n "$free" ]] || continue
+    ((free >= ${min%.*})) || die "only ${free} MiB free on the disk holding $path (MIN_FREE_MB is ${min%.*}); nothing was changed: free some (docker image prune -a, old backups/), then retry"
+  done
 }
 
 check_env() {

@@ -339,6 +339,23 @@ describe.sequential("production stack", () => {
       }
     });
 
+    it("a deploy onto a disk with less than MIN_FREE_MB free is refused before anything changes (a full disk fails writes and keeps reads)", async () => {
+      const env = stack.read(".env");
+      const history = stack.read("releases.log");
+      const serving = (await getJson(`${stack.url}/health`)).body.version;
+      writeFileSync(join(stack.dir, ".env"), `${env}MIN_FREE_MB=999999999\n`, { mode: 0o600 });
+      try {
+        const result = await stack.script("deploy", ["--no-pull", serving === "v1" ? "v2" : "v1"]);
+        expect(result.exitCode).toBe(1);
+        expect(result.all).toMatch(/ERROR: only \d+ MiB free on the disk holding \S+ \(MIN_FREE_MB is 999999999\); nothing was changed/);
+        expect(result.all).not.toMatch(/pre-deploy backup|starting api:/);
+        expect(stack.read("releases.log")).toBe(history);
+        expect((await getJson(`${stack.url}/health`)).body.version).toBe(serving);
+      } finally {
+        writeFileSync(join(stack.dir, ".env"), env, { mode: 0o600 });
+      }
+    });
+
     it("a malformed tag is refused before anything runs", async () => {
       const env = stack.read(".env");
       const history = stack.read("releases.log");
