@@ -17,12 +17,38 @@ log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SCRIPT_NAME:-s
 # Inside $(...), a pipeline or <(...), `exit` ends only that subshell, and the script would go on
 # with an empty value; so there die also signals the script's own shell, which exits as die would.
 SLIPWAY_PID=$$
+# Where die leaves its message for the script's own shell (result_line), from a subshell too.
+DIE_NOTE=$(mktemp 2>/dev/null || echo /dev/null)
 trap 'CLEAN_EXIT=1; exit 1' USR1
 die() {
   log "ERROR: $*"
   CLEAN_EXIT=1
+  printf '%s' "$*" >"$DIE_NOTE" 2>/dev/null || true
   [[ "$BASHPID" == "$SLIPWAY_PID" ]] || kill -USR1 "$SLIPWAY_PID" 2>/dev/null || true
   exit 1
+}
+
+# The last line deploy.sh and rollback.sh print, for machines (the Dagger module reads it; no
+# prose is parsed): `slipway-result {"outcome":"ok"|"failed","action":…,"tag":…,"digest":…,
+# "previous":…,"slot":…,"error":…}` on stderr. RESULT_* are set by record_release.
+RESULT_ACTION="" RESULT_TAG="" RESULT_DIGEST="" RESULT_PREVIOUS=""
+json_string() { # text
+  local text=${1//\\/\\\\}
+  text=${text//\"/\\\"}
+  text=${text//$'\t'/ }
+  printf '"%s"' "${text//$'\n'/ }"
+}
+result_line() { # exit_status
+  local outcome=ok error=""
+  if (($1 != 0)); then
+    outcome=failed
+    error=$(cat "$DIE_NOTE" 2>/dev/null || true)
+    error=${error:-exit $1}
+  fi
+  rm -f "$DIE_NOTE" 2>/dev/null || true
+  printf 'slipway-result {"outcome":"%s","action":%s,"tag":%s,"digest":%s,"previous":%s,"slot":%s,"error":%s}\n' \
+    "$outcome" "$(json_string "${RESULT_ACTION:-${SCRIPT_NAME:-}}")" "$(json_string "$RESULT_TAG")" "$(json_string "$RESULT_DIGEST")" \
+    "$(json_string "$RESULT_PREVIOUS")" "$(json_string "$( [[ -f "$SLIPWAY_DIR/.env" ]] && env_get API_SLOT)")" "$(json_string "$error")" >&2
 }
 elapsed() { echo "$(($(date +%s) - SCRIPT_START))s"; }
 step() { log "[$(elapsed)] $*"; }
@@ -163,7 +189,7 @@ acquire_lock() { # what [wait_seconds]
   [[ -z "$INTERRUPTED" ]] || log "the last release operation did not finish ($INTERRUPTED); repairing before anything else"
   printf 'pid=%s user=%s op=%s dir=%s since=%s\n' "$$" "$(operator)" "$what" "$SLIPWAY_DIR" \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null >"$LOCK_FILE" || log "warning: cannot write the holder's details to $LOCK_FILE"
-  trap 'release_lock_note' EXIT
+  trap 'on_exit $?' EXIT
   # Scripts this one runs (deploy's pre-deploy backup) run under this lock.
   export SLIPWAY_LOCK_HELD=$$
 }
@@ -174,6 +200,12 @@ shared_file() { # file
   [[ -e "$1" ]] && return 0
   (umask 0007 && : >>"$1") || return 1
   chgrp --reference="$SLIPWAY_DIR" "$1" 2>/dev/null || true
+}
+
+# Once the lock is held: the note cleared (release_lock_note), and deploy's and rollback's result line.
+on_exit() { # exit_status
+  release_lock_note
+  [[ "${SCRIPT_NAME:-}" != deploy && "${SCRIPT_NAME:-}" != rollback ]] || result_line "$1"
 }
 
 # On a clean exit (success, or a failure die() handled), nothing is left half-done: clear the note.
@@ -264,6 +296,7 @@ record_release() { # action ref previous_ref migrations [note]
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$(ref_tag "$2")" "${digest:--}" \
     "$(ref_tag "${3:--}")" "$(operator)" "${previous_digest:--}" "${4:--}" "$(approver)" "${5:--}" >>"$HISTORY_FILE"
+  RESULT_ACTION=$1 RESULT_TAG=$(ref_tag "$2") RESULT_DIGEST=${digest:--} RESULT_PREVIOUS=$(ref_tag "${3:--}")
 }
 
 # After a successful roll (which already made .env name the new release): append it to the

@@ -9,6 +9,18 @@ cd "$(dirname "$0")/.."
 
 log() { printf '%s [integration] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
+# A run from a fresh state takes about 12 GiB of Docker's disk at its peak (testenv/fresh.sh
+# measures it). Short of that, the stacks' databases fail their writes while reads still pass,
+# far from the cause: refuse at once instead.
+disk_room() {
+  local need=${SLIPWAY_TEST_MIN_FREE_GB:-14} dir=/var/lib/docker free
+  [[ -d "$dir" ]] || dir=/var/lib
+  free=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1024 / 1024) }')
+  ((free >= need)) && return 0
+  log "only $free GiB free under $dir; the integration suites need about $need GiB (a run from a fresh state peaks at about 12 GiB): free some (docker system prune), or set SLIPWAY_TEST_MIN_FREE_GB"
+  return 1
+}
+
 main() {
   local swarm_log=.testenv/swarm-suite.log swarm_pid status=0 swarm_status=0
   local -a lenient=()
@@ -16,6 +28,7 @@ main() {
   # must find its files.
   (($# == 0)) || lenient=(--passWithNoTests)
   mkdir -p .testenv
+  disk_room
   log "the Swarm suite runs alongside the others; its output: $swarm_log (printed at the end)"
   npx vitest run --project swarm "${lenient[@]}" "$@" >"$swarm_log" 2>&1 &
   swarm_pid=$!

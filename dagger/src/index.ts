@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { argument, check, Container, dag, Directory, File, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, testSummary, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
 import { failureSummary, postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
-import { pinnedReference, releaseRef } from "./commands/release.js";
+import { hostResult, pinnedReference, releaseRef, resultSummary } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
 import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "./commands/ssh.js";
 import {
@@ -385,7 +385,9 @@ export class Slipway {
     this.connection();
     return this.notified(slackWebhook, event, async () => {
       const out = await this.runHostScript({ dir: this.dir, script: "rollback", tag, operator, args: this.targetArgs() });
-      return out + (await this.smokeOrRollBack(smokeUrl, 15, "", undefined));
+      // The smoke test waits for the release the host says it rolled back to, then runs the journey.
+      const back = hostResult(out)?.tag ?? "";
+      return out + (await this.smokeOrRollBack(smokeUrl, 60, back, undefined));
     });
   }
 
@@ -524,7 +526,9 @@ export class Slipway {
     if (!url) return "";
     const report = smokeReport(await smokeJourney(url, { version: release.split("@")[0], healthWaitMs: waitSeconds * 1000 }));
     if (report.passed) return `\n${report.text}`;
-    if (!rollBack) throw new Error(report.text);
+    if (!rollBack) {
+      throw new Error(`the smoke test failed after the rollback${release ? ` to ${release}` : ""}: ${report.text.split("\n").at(-1)}; next: RUNBOOK.md §2, "When the rollback itself fails" (an older release, then restore)\n${report.text}`);
+    }
     const undone = await rollBack().then((out) => ({ ok: true, out }), (err: Error) => ({ ok: false, out: err.message }));
     // First line: the whole story (what the notification says); then both reports.
     const summary = `${report.text.split("\n").at(-1)}; ${undone.ok ? "rolled back automatically" : "the automatic rollback FAILED too"}`;
@@ -543,7 +547,8 @@ export class Slipway {
       await post("failure", failureSummary(err as Error));
       throw err;
     }
-    warnings.push(await post("success", out.trim().split("\n").filter((l) => /deployed|rolled back to/.test(l)).at(-1)));
+    const result = hostResult(out);
+    warnings.push(await post("success", result ? resultSummary(result) : undefined));
     return [out.trimEnd(), ...warnings.filter(Boolean)].join("\n");
   }
 }

@@ -2,6 +2,7 @@
  * Release notifications: the message for each phase of a deploy or rollback, and a poster that
  * never fails a release (a notification is best effort; the release's own result stands).
  */
+import { hostResult } from "./release.js";
 
 export interface ReleaseEvent {
   action: "deploy" | "rollback";
@@ -41,8 +42,10 @@ export function slackPayload(e: ReleaseEvent): { text: string } {
  */
 export function failureSummary(err: { message?: string; stdout?: string; stderr?: string }): string {
   const text = [err.stdout, err.stderr, err.message].filter(Boolean).join("\n");
-  const hostError = text.split("\n").filter((l) => /\bERROR: /.test(l)).at(-1);
-  return hostError ? hostError.replace(/^.*?\bERROR: /, "") : (err.message ?? String(err)).split("\n")[0]!;
+  // The host's result line when the script got that far; else the first line of the error.
+  const result = hostResult(text);
+  if (result?.outcome === "failed" && result.error) return result.error;
+  return (err.message ?? String(err)).split("\n")[0]!;
 }
 
 /** Posts the payload; returns "" when delivered, else a warning line. Never throws. */

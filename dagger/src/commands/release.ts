@@ -24,3 +24,34 @@ export function releaseRef(tag: string, digest = ""): string {
   }
   return validateRef(digest && !tag.includes("@") ? `${tag}@${digest}` : tag);
 }
+
+/** What a host script's last machine-readable line says (scripts/lib.sh result_line). */
+export interface HostResult {
+  outcome: "ok" | "failed";
+  /** deploy, rollback, guard-rollback, canary-rollback, … */
+  action: string;
+  tag: string;
+  digest: string;
+  previous: string;
+  slot: string;
+  error: string;
+}
+
+const RESULT_LINE = /^slipway-result (\{.*\})\s*$/;
+
+/** The last `slipway-result {…}` line of a host script's output, or undefined when it printed none (it stopped before it began). */
+export function hostResult(output: string): HostResult | undefined {
+  const line = output.split("\n").map((l) => RESULT_LINE.exec(l.trim())).filter(Boolean).at(-1);
+  if (!line) return undefined;
+  const raw = JSON.parse(line[1]!) as Record<string, unknown>;
+  const text = (key: string) => (typeof raw[key] === "string" ? (raw[key] as string) : "");
+  if (raw.outcome !== "ok" && raw.outcome !== "failed") throw new Error(`the host's result line has outcome ${JSON.stringify(raw.outcome)}`);
+  return { outcome: raw.outcome, action: text("action"), tag: text("tag"), digest: text("digest"), previous: text("previous"), slot: text("slot"), error: text("error") };
+}
+
+/** One line for a person (and the notification) from the host's result. */
+export function resultSummary(r: HostResult): string {
+  if (r.outcome === "failed") return `${r.action} failed: ${r.error}`;
+  const digest = r.digest && r.digest !== "-" ? ` (${r.digest})` : "";
+  return `${r.action === "deploy" ? "deployed" : "rolled back to"} ${r.tag}${digest}, slot ${r.slot || "?"}; before: ${r.previous || "-"}`;
+}

@@ -20,9 +20,13 @@ describe("release notifications", () => {
     expect(slackPayload({ action: "rollback", phase: "start", environment: "", release: "the previous release" }).text).toBe("Rollback of the previous release to the host started");
   });
 
-  it("name why a release failed in one line: the host's ERROR line, else the error's first line", () => {
-    const exec = { message: "exit code: 1", stdout: "… [deploy] [9s] starting api:v2\n2026-11-25T06:44:25Z [deploy] ERROR: api:v2 never became healthy within 60s; removed it\n" };
+  it("name why a release failed in one line: the host's result line, else the error's first line (no prose is read)", () => {
+    const exec = {
+      message: "exit code: 1",
+      stdout: '… [deploy] [9s] starting api:v2\n2026-11-25T06:44:25Z [deploy] ERROR: api:v2 never became healthy within 60s; removed it\nslipway-result {"outcome":"failed","action":"deploy","tag":"","digest":"","previous":"","slot":"a","error":"api:v2 never became healthy within 60s; removed it"}\n',
+    };
     expect(failureSummary(exec)).toBe("api:v2 never became healthy within 60s; removed it");
+    expect(failureSummary({ message: "exit code: 1", stdout: "2026-11-25T06:44:25Z [deploy] ERROR: invalid tag 'v1;x'\n" })).toBe("exit code: 1");
     expect(failureSummary(new Error("smoke test failed at GET /health: answered 502; rolled back automatically\nok   …"))).toBe(
       "smoke test failed at GET /health: answered 502; rolled back automatically",
     );

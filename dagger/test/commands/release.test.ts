@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { pinnedReference, releaseRef } from "../../src/commands/release.js";
+import { hostResult, pinnedReference, releaseRef, resultSummary } from "../../src/commands/release.js";
 
 const digest = `sha256:${"ab".repeat(32)}`;
 
@@ -21,5 +21,17 @@ describe("release references", () => {
     expect(() => releaseRef(`v2@sha256:${"cd".repeat(32)}`, digest)).toThrow(/pin different images/);
     expect(() => releaseRef("v2$(id)", digest)).toThrow(/invalid tag/);
     expect(() => releaseRef(`v2@${digest};id`)).toThrow(/invalid tag/);
+  });
+});
+
+describe("the host's result line", () => {
+  it("is read from the last slipway-result line, typed, and summarised in one line", () => {
+    const out = ['2026-12-02T11:00:00Z [rollback] rolled back to v1 (sha256:…) in 1s', `slipway-result {"outcome":"ok","action":"rollback","tag":"v1","digest":"${digest}","previous":"v2","slot":"a","error":""}`].join("\n");
+    const r = hostResult(out)!;
+    expect(r).toEqual({ outcome: "ok", action: "rollback", tag: "v1", digest, previous: "v2", slot: "a", error: "" });
+    expect(resultSummary(r)).toBe(`rolled back to v1 (${digest}), slot a; before: v2`);
+    expect(hostResult("no result here\nrolled back to v9")).toBeUndefined();
+    expect(() => hostResult('slipway-result {"outcome":"maybe"}')).toThrow(/outcome "maybe"/);
+    expect(resultSummary({ ...r, outcome: "failed", action: "guard-rollback", error: "rolled back automatically: 5xx 50.0 % > 1 %" })).toBe("guard-rollback failed: rolled back automatically: 5xx 50.0 % > 1 %");
   });
 });
