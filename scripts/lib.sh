@@ -512,7 +512,7 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
   if [[ -n "$canary" ]] && ! { ((${#old[@]} > 0)) && [[ "$(container_health "${old[0]}")" == healthy ]]; }; then
     die "--canary needs a healthy release serving beside the new one, and slot $old_slot has none; nothing was changed: deploy without --canary"
   fi
-  new=$(kept_container "$tag")
+  new=$(switchable_container "$tag")
   if [[ -n "$new" ]]; then
     name=$(container_name "$new")
     step "api:$tag is kept in slot $slot ($name, $(container_health "$new")): no pull, no migrate run, no new container"
@@ -626,6 +626,16 @@ keepable() { # id ref
   # A container created from a plain tag: its image must have the digest asked for.
   [[ -z "$(ref_digest "$2")" || "$(image_digest "$(docker inspect -f '{{.Image}}' "$1")")" == "$(ref_digest "$2")" ]] || return 1
   [[ "$(container_health "$1")" == healthy ]] || ! container_running "$1"
+}
+
+# The kept container a roll to REF can switch to: kept_container's, created from REF itself,
+# pinned or not as REF is. .env then names what the container was created from, so a later
+# `docker compose up -d` keeps it (one from plain `v2` switched to as `v2@sha256:…` would be
+# recreated, ungated); any other is replaced by a new container.
+switchable_container() { # ref
+  local id
+  id=$(kept_container "$1")
+  [[ -z "$id" || "$(container_ref "$id")" != "$1" ]] || echo "$id"
 }
 
 # "<name> api:v1 healthy; " for each container in SLOT, for messages.

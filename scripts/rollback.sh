@@ -120,7 +120,7 @@ main() {
   image="$(api_image):$tag"
   pre_hook pre-rollback rollback "$tag" "${current:--}"
   step "rolling back from ${current:-?} to $image"
-  if [[ -n "$(kept_container "$tag")" ]]; then
+  if [[ -n "$(switchable_container "$tag")" ]]; then
     : # roll_to switches back to the container the last roll kept
   elif docker image inspect "$image" >/dev/null 2>&1; then
     step "image $image is on this host"

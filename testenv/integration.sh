@@ -9,15 +9,15 @@ cd "$(dirname "$0")/.."
 
 log() { printf '%s [integration] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# A run from a fresh state takes about 12 GiB of Docker's disk at its peak (testenv/fresh.sh
+# A run from a fresh state takes about 17 GiB of Docker's disk at its peak (testenv/fresh.sh
 # measures it). Short of that, the stacks' databases fail their writes while reads still pass,
 # far from the cause: refuse at once instead.
 disk_room() {
-  local need=${SLIPWAY_TEST_MIN_FREE_GB:-14} dir=/var/lib/docker free
+  local need=${SLIPWAY_TEST_MIN_FREE_GB:-18} dir=/var/lib/docker free
   [[ -d "$dir" ]] || dir=/var/lib
   free=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1024 / 1024) }')
   ((free >= need)) && return 0
-  log "only $free GiB free under $dir; the integration suites need about $need GiB (a run from a fresh state peaks at about 12 GiB): free some (docker system prune), or set SLIPWAY_TEST_MIN_FREE_GB"
+  log "only $free GiB free under $dir; the integration suites need about $need GiB (a run from a fresh state peaks at about 17 GiB): free some (docker system prune), or set SLIPWAY_TEST_MIN_FREE_GB"
   return 1
 }
 

@@ -37,7 +37,11 @@ export class LogTap {
   start(): void {
     // Again once it exited: started before the project had a container, compose has nothing to follow.
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) return;
-    this.out ??= createWriteStream(this.file, { flags: "a" });
+    if (!this.out) {
+      this.out = createWriteStream(this.file, { flags: "a" });
+      // A full disk is one of the faults this follower is for: it must not end the test run.
+      this.out.on("error", () => undefined);
+    }
     this.child = spawn("docker", ["compose", "-f", "docker-compose.prod.yml", "--profile", "*", "logs", "--follow", "--timestamps", "--no-color"], {
       cwd: this.cwd,
       stdio: ["ignore", "pipe", "pipe"],
