@@ -8,11 +8,14 @@ import { repoRoot } from "./support/database.js";
 import { Stack } from "./support/stack.js";
 
 const scripts = readdirSync(join(repoRoot, "scripts")).filter((f) => f.endsWith(".sh"));
+/** What lib.sh sources: one job a file (sourced, never run). */
+const libParts = readdirSync(join(repoRoot, "scripts/lib")).filter((f) => f.endsWith(".sh")).map((f) => `lib/${f}`);
 
 describe("host scripts", () => {
   it("pass shellcheck, with the test environment's and the proxy's shell too", async () => {
     const files = [
       ...scripts.map((f) => `scripts/${f}`),
+      ...libParts.map((f) => `scripts/${f}`),
       "proxy/slipway-upstream",
       ...readdirSync(join(repoRoot, "testenv")).filter((f) => f.endsWith(".sh")).map((f) => `testenv/${f}`),
     ];
@@ -32,7 +35,9 @@ describe("host scripts", () => {
   });
 
   it("call only functions they define (shellcheck cannot see a call to a renamed function)", () => {
-    const sources = scripts.map((f) => readFileSync(join(repoRoot, "scripts", f), "utf8"));
+    const files = [...scripts, ...libParts];
+    // SQL in a quoted here-document is not shell.
+    const sources = files.map((f) => readFileSync(join(repoRoot, "scripts", f), "utf8").replace(/<<'(\w+)'\n[\s\S]*?\n\1\n/g, "\n"));
     const defined = new Set(sources.flatMap((src) => [...src.matchAll(/^([a-z_][a-z0-9_]*)\(\) \{/gm)].map((m) => m[1]!)));
     // Words in command position that look like ours (snake_case); commands from PATH have no '_'.
     const position = /(?:^|[;&|(]|\$\(|\bthen|\belse|\bdo|\bif|!)\s*([a-z]+_[a-z0-9_]+)\b(?!=|\[)/gm;
@@ -41,14 +46,14 @@ describe("host scripts", () => {
         // Arithmetic, ((n > 0)) and $((n + 1)), names variables, not commands.
         .map((l) => l.replace(/\(\([^)]*\)\)/g, ""))
         .flatMap((l) => [...l.matchAll(position)].map((m) => m[1]!))
-        .filter((name) => !defined.has(name)).map((name) => `${scripts[i]}: ${name}`));
+        .filter((name) => !defined.has(name)).map((name) => `${files[i]}: ${name}`));
     expect(unknown).toEqual([]);
     // The check finds what it is for.
     expect([..."if container_tag \"$id\"; then".matchAll(position)].map((m) => m[1])).toEqual(["container_tag"]);
   });
 
   it("refuse a malformed number or duration in .env before anything changes, in one line naming the key and a good value", async () => {
-    const lib = readFileSync(join(repoRoot, "scripts/lib.sh"), "utf8");
+    const lib = readFileSync(join(repoRoot, "scripts/lib/settings.sh"), "utf8");
     const keys = [...(/^ENV_VALUES="([^"]*)"/m.exec(lib)![1]!.matchAll(/([A-Z0-9_]+):(\w+):(\S+)/g))].map((m) => m[1]!);
     // Every key .env.example documents as a number or a duration is among them.
     for (const key of ["GUARD_SECONDS", "GUARD_P99_FACTOR", "HOOK_TIMEOUT", "API_REPLICAS", "MIGRATION_LOCK_TIMEOUT", "API_START_PERIOD", "KPI_P99_SECONDS"]) expect(keys).toContain(key);
@@ -79,7 +84,7 @@ describe("host scripts", () => {
     expect((await run("lost_values")).stdout.split("\n")).toEqual(["public.items.name: values changed", "public.items.note: 1 value(s)"]);
     // What must still be empty on the real database before its down sections run.
     expect((await run("emptied")).stdout.split("\n")).toEqual(["public.items\tnote", "public.tags\t*", "public.tags\ttag"]);
-    expect(readFileSync(join(repoRoot, "scripts/lib.sh"), "utf8")).not.toMatch(/data_at_stake|rows_where/);
+    for (const f of ["lib.sh", ...libParts]) expect(readFileSync(join(repoRoot, "scripts", f), "utf8"), f).not.toMatch(/data_at_stake|rows_where/);
   });
 
   it("stop the whole command when a check fails inside $(...), a pipeline or <(...)", async () => {
@@ -89,6 +94,14 @@ describe("host scripts", () => {
       expect(String(r.all), body).toMatch(/ERROR: bad value/);
       expect(String(r.all), body).not.toMatch(/went on/);
     }
+  });
+
+  it("keep every file small enough to read in one sitting, lib.sh split by concern into lib/", () => {
+    for (const f of [...scripts, ...libParts]) {
+      const lines = readFileSync(join(repoRoot, "scripts", f), "utf8").split("\n").length;
+      expect(lines, f).toBeLessThanOrEqual(310);
+    }
+    expect(libParts).toEqual(expect.arrayContaining(["lib/settings.sh", "lib/history.sh", "lib/containers.sh", "lib/roll.sh", "lib/guard.sh", "lib/migrations.sh"]));
   });
 
   it("name the fix when run outside a deployment directory", async () => {

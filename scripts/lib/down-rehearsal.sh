@@ -61,7 +61,7 @@ emptied() { # before after
 # Fails with one line saying how much it needs.
 room_for_copy() {
   local size free need
-  size=$(db_psql "" -c "SELECT pg_database_size(current_database())" </dev/null) || return 1
+  size=$(db_psql "" -c "SELECT pg_database_size(oid) FROM pg_database WHERE datname = current_database()" </dev/null) || return 1
   # shellcheck disable=SC2016  # expanded by the container's shell
   free=$(docker exec "$(service_container db)" sh -c 'df -Pk "$PGDATA" | awk "NR == 2 { print \$4 * 1024 }"') || return 1
   need=$((size * 2 + 64 * 1024 * 1024))

@@ -1,0 +1,266 @@
+# Sourced by lib.sh: the roll from one release to another (roll_to) with its guard window and canary steps, taking it back, and repairing what a cut-off one left (reconcile).
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # variables here are read by the scripts that source lib.sh
+
+# Health-gated rolling replacement of the API: start the new release in the idle slot (its own
+# compose service and unix socket) beside the serving one, check it runs the image asked for,
+# wait for Docker to call it healthy, make .env name it, point the proxy at its slot (a file
+# nginx reads per request; no reload), check the proxy reaches that very container, watch what
+# users get for the guard window, then keep the old release in its slot for rollback (see
+# keep_old). Any failure before the switch leaves the old container serving and removes the new
+# one. When the idle slot already holds TAG (the release kept by the last roll), that container
+# is started if need be and switched to: no pull, no new container. The caller has run reconcile.
+#
+# Why a kill at any step is safe: the slots are separate services and .env's COMPOSE_PROFILES
+# names the serving one, so `docker compose up -d` only ever manages the container .env names,
+# which is healthy from the moment .env names it (written before the switch); the other slot is
+# left alone, and the proxy's backup upstream sends requests to whichever slot is live.
+roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_min_requests]
+  local tag=$1 timeout=$2 guard=${3:-0} canary=${4:-} new name served slot old_slot out prev_tag want started switched
+  local -a old=()
+  started=$(now_precise)
+  # .env's slot, not the proxy's (a `docker exec`, slow on a loaded host): reconcile, which ran
+  # first, made them agree.
+  old_slot=$(env_slot)
+  slot=$(other_slot "$old_slot")
+  prev_tag=$(env_get API_TAG)
+  mapfile -t old < <(slot_containers "$old_slot")
+  if [[ -n "$canary" ]] && ! { ((${#old[@]} > 0)) && [[ "$(container_health "${old[0]}")" == healthy ]]; }; then
+    die "--canary needs a healthy release serving beside the new one, and slot $old_slot has none; nothing was changed: deploy without --canary"
+  fi
+  new=$(switchable_container "$tag")
+  if [[ -n "$new" ]]; then
+    name=$(container_name "$new")
+    step "api:$tag is kept in slot $slot ($name, $(container_health "$new")): no pull, no migrate run, no new container"
+    container_running "$new" \
+      || docker start "$new" >/dev/null || die "could not start the kept $name; run scripts/rollback.sh again (it then starts a new container)"
+  else
+    if [[ -n "$(slot_containers "$slot")" ]]; then
+      step "removing what slot $slot holds ($(slot_summary "$slot")) to make room for api:$tag"
+      remove_slot "$slot"
+    fi
+    step "starting api:$tag in slot $slot beside ${#old[@]} container(s) in slot $old_slot"
+    # TAG reaches .env only with the switch below; until then the idle slot's service is outside
+    # the active profile, and `docker compose up -d` leaves it be.
+    # Not --no-deps, though it is faster: compose then drops depends_on from the container's
+    # config hash, and the next `docker compose up -d` recreates the serving release.
+    if ! out=$(export "API_${slot^^}_TAG=$tag" && compose up -d "api-$slot" 2>&1); then
+      log "$out"
+      remove_slot "$slot"
+      die "docker compose could not start api:$tag; the old release keeps serving"
+    fi
+    new=$(slot_containers "$slot" | head -n 1)
+    [[ -n "$new" ]] || die "no new api container appeared; the old release keeps serving"
+    name=$(container_name "$new")
+    want=$(docker image inspect -f '{{.Id}}' "$(api_image):$tag")
+    if [[ "$(docker inspect -f '{{.Image}}' "$new")" != "$want" ]]; then
+      docker rm -f "$new" >/dev/null
+      die "$name does not run $(api_image):$tag; removed it, the old release keeps serving"
+    fi
+  fi
+  step "waiting up to ${timeout}s for $name to turn healthy"
+  if ! wait_healthy "$new" "$timeout"; then
+    log "last health check output: $(last_health_output "$new" | tr '\n' ' ')"
+    docker rm -f "$new" >/dev/null
+    die "api:$tag never became healthy within ${timeout}s; removed $name, the old release keeps serving and nothing was recorded"
+  fi
+  [[ -z "$canary" ]] || canary_steps "$canary" "$5" "$6"
+  step "recording api:$tag (slot $slot) in .env before the switch"
+  if ! env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"; then
+    docker rm -f "$new" >/dev/null
+    die "cannot write .env (disk full?); removed $name, the old release keeps serving"
+  fi
+  step "switching the proxy to $name (slot $slot)"
+  switched=$(now_precise)
+  switch_proxy "$slot" || undo_roll "the proxy refused the new upstream"
+  # A proxy image older than its instance report answers with a second exec.
+  served=${SWITCHED_INSTANCE:-$(proxy_instance || true)}
+  if [[ "$served" != "$(container_instance "$new")" ]]; then
+    switch_proxy "$old_slot" || true
+    undo_roll "the proxy reached '${served:-nothing}', not $name; switched back"
+  fi
+  if ((guard > 0 && ${#old[@]} > 0)); then
+    step "guard: watching what users get from $name for ${guard}s; the old release stays warm in slot $old_slot"
+    guard_window "$slot" "$guard" "$switched" "$(proxy_figures "$old_slot" "$started" "$switched" | cut -d' ' -f3)" \
+      || guard_revert "$GUARD_VERDICT"
+  fi
+  step "proxy reaches $name (api:$tag); $(keep_old "${old[@]}")"
+}
+
+# The guard's and a failed canary's last steps: the stable release, running in its slot, takes
+# every request (a file write, no container start); requests already routed land; the new
+# container goes; the history records ACTION with the figures.
+take_back() { # action verdict refused_message   (roll_to's locals: tag new old_slot prev_tag)
+  switch_proxy "$old_slot" || die "$3"
+  sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
+  docker stop -t 30 "$new" >/dev/null 2>&1 || true
+  docker rm -f "$new" >/dev/null
+  record_release "$1" "$prev_tag" "$tag" - "$2" \
+    || log "warning: could not record the $1 in $HISTORY_FILE"
+}
+
+# Before the switch went through: .env names the old release again, then the new container goes.
+undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
+  if ! env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot"; then
+    log "warning: could not restore .env; scripts/repair.sh will"
+  fi
+  docker rm -f "$new" >/dev/null
+  die "$1; removed $name, the old release keeps serving"
+}
+
+# Brings the host back to one consistent release after an interrupted operation (a kill, a
+# dropped link, a crash): the proxy points at a slot with a healthy container, .env names it (so
+# `docker compose up -d` keeps it), the history records it, and the other slot holds nothing but
+# the release before it, kept as keep_old keeps it. Does nothing on a consistent host. Runs under
+# the deploy lock.
+reconcile() {
+  local id active canary="" slot serving="" tag last action kept="" previous active_fd state state_slot health
+  local -a all=() states=()
+  mapfile -t all < <(api_containers)
+  ((${#all[@]} > 0)) || return 0
+  # The proxy is asked while the containers are inspected: a deploy waits on both.
+  exec {active_fd}< <(proxy_route)
+  mapfile -t states < <(container_states "${all[@]}")
+  read -r active canary <&"$active_fd" || active=a
+  exec {active_fd}<&-
+  [[ "$active" == b ]] || active=a
+  # The slot .env names first: .env moves to a new release only once it is healthy, so a roll
+  # killed after that point is carried forward, as `docker compose up -d` would.
+  for slot in $(printf '%s\n' "$(env_slot)" "$active" "$(other_slot "$active")" | awk '!seen[$0]++'); do
+    for state in "${states[@]}"; do
+      read -r id state_slot health <<<"$state"
+      [[ -z "$serving" && "$state_slot" == "$slot" && "$health" == healthy ]] && serving=$id
+    done
+  done
+  if [[ -z "$serving" ]]; then
+    log "repair: no api container is healthy; nothing to keep, so nothing is removed"
+    return 0
+  fi
+  slot=$(container_slot "$serving")
+  if [[ "$slot" != "$active" ]]; then
+    step "repair: the proxy's slot $active is not the release .env names; pointing the proxy at slot $slot ($(container_name "$serving"))"
+    switch_proxy "$slot" || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
+  elif [[ -n "$canary" ]]; then
+    # A canary step was cut off: .env still names the stable release, which takes it all back.
+    step "repair: the proxy still gave a canary share (slot ${canary% *}: ${canary#* } %) that an interrupted deploy left; sending everything to slot $slot"
+    switch_proxy "$slot" || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
+  fi
+  tag=$(container_ref "$serving")
+  if [[ "$(env_get API_TAG)" != "$tag" || "$(env_get API_SLOT)" != "$slot" || "$(env_get COMPOSE_PROFILES)" != "slot-$slot" ]]; then
+    step "repair: .env named api:$(env_get API_TAG) in slot $(env_get API_SLOT), but api:$tag in slot $slot serves; recording that"
+    env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"
+  fi
+  last=$(history_entries | tail -n 1 | cut -f3,4 | tr '\t' ' ')
+  if ! same_release "$(pin_ref "${last% *}" "${last#* }")" "$tag"; then
+    # The operation that switched to TAG was killed before it wrote its record.
+    action=repair
+    [[ "${INTERRUPTED:-}" =~ op=(deploy|rollback):"$tag"( |$) ]] && action=${BASH_REMATCH[1]}
+    step "repair: recording the $action of $tag that was interrupted before its record"
+    record_release "$action" "$tag" "$(pin_ref "${last% *}" "${last#* }")"
+  fi
+  # What a finished operation would have kept, healthy or stopped, in the other slot.
+  previous=$(kept_release "$tag")
+  for id in "${all[@]}"; do
+    [[ "$id" == "$serving" ]] && continue
+    if [[ -z "$kept" && -n "$previous" && "$(container_slot "$id")" != "$slot" ]] && keepable "$id" "$previous"; then
+      kept=$id
+      continue
+    fi
+    step "repair: removing leftover api container $(container_name "$id") (slot $(container_slot "$id"), api:$(container_ref "$id"), $(container_health "$id"))"
+    docker stop -t 30 "$id" >/dev/null 2>&1 || true
+    docker rm -f "$id" >/dev/null
+  done
+  if [[ -n "$kept" && "$(keep_previous)" != warm ]] && container_running "$kept"; then
+    step "repair: $(keep_old "$kept")"
+  fi
+}
+
+# The guard failed: the old release, still running in its slot, takes the traffic back (a file
+# write, no container start), .env names it again, the new container goes, and the history
+# records a guard-rollback with the figures. Exits non-zero.
+guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_tag)
+  # .env first, before anything else (even a log line): killed after it, the next command's
+  # repair keeps what .env names, the old release, and switches the proxy to it.
+  env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot" \
+    || log "warning: could not write .env (disk full?): it still names $tag, which scripts/repair.sh would restore; free space, then run scripts/rollback.sh $prev_tag"
+  step "guard: $1; .env names $prev_tag again; switching the proxy back to slot $old_slot"
+  take_back guard-rollback "$1" "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
+  post_hook post-guard-rollback guard-rollback "$prev_tag" "$tag"
+  die "rolled back automatically: $1; $prev_tag serves again and $name was removed"
+}
+
+# --- canary steps (deploy --canary) ---------------------------------------------------
+# The new release in its slot takes each percent share of new requests in turn while the stable
+# one serves the rest (slipway-upstream --canary: a file the proxy reads per request). Both
+# releases share one database schema, which is why a release's migrations must keep the release
+# before it working (expand/contract). .env names the stable release until every step passed: a
+# kill during a step leaves a share that the next command's reconcile takes back.
+canary_steps() { # steps seconds min_requests   (roll_to's locals: tag slot new name old_slot prev_tag)
+  local pct out
+  for pct in ${1//,/ }; do
+    step "canary: $name (api:$tag) takes $pct % of new requests for ${2}s; $prev_tag in slot $old_slot serves the rest"
+    out=$(proxy_exec slipway-upstream --canary "$slot" "$pct" 2>&1) || canary_revert "the proxy refused the canary share ($out)"
+    printf '%s\n' "$out" >&2
+    canary_step "$pct" "$2" "$3" || canary_revert "$CANARY_VERDICT"
+  done
+  step "canary: every step passed; $name takes all requests"
+}
+
+# One step, judged from the proxy's log every GUARD_SAMPLE_SECONDS: a sample is bad when the
+# canary's 5xx share exceeds the stable slot's share in the same sample by GUARD_MAX_5XX_PERCENT,
+# or its p99 exceeds max(GUARD_P99_SECONDS, GUARD_P99_FACTOR x the stable slot's p99 then); so a
+# fault both releases share (the database) is not the canary's. GUARD_BAD_SAMPLES bad samples
+# fail the step. Fewer than MIN requests to the canary by the step's end: it runs on, up to its
+# length again, then fails closed (MIN 0 judges whatever came). Sets CANARY_VERDICT, returns 1.
+canary_step() { # percent seconds min_requests   (roll_to's locals: slot old_slot)
+  local pct=$1 seconds=$2 min=$3 start from now end deadline fig base limits verdict thresholds every max5xx p99min factor bad_limit min_sample
+  local count errors p99 b_count b_errors b_p99 bad=0 total=0 total_errors=0 waiting=0
+  thresholds=$(guard_thresholds) || exit 1
+  read -r every max5xx p99min factor bad_limit min_sample <<<"$thresholds"
+  start=$(now_precise)
+  from=$start
+  end=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + s }')
+  deadline=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + 2 * s }')
+  while :; do
+    sleep "$every"
+    now=$(now_precise)
+    # Unlike the guard's, a canary with no figures is not promoted: it fails closed.
+    if ! fig=$(proxy_figures "$slot" "$from" "$now") || ! base=$(proxy_figures "$old_slot" "$from" "$now"); then
+      CANARY_VERDICT="cannot read the proxy's access log (docker logs) at $pct %"
+      return 1
+    fi
+    read -r count errors p99 _ <<<"$fig"
+    read -r b_count b_errors b_p99 _ <<<"$base"
+    total=$((total + count)) total_errors=$((total_errors + errors))
+    limits=$(awk -v m="$max5xx" -v n="$b_count" -v e="$b_errors" -v pm="$p99min" -v f="$factor" -v p="$b_p99" 'BEGIN {
+      l = f * p; if (pm > l) l = pm
+      printf "%g %g", m + (n ? 100 * e / n : 0), l }')
+    verdict=$(sample_verdict "$count" "$errors" "$p99" "${limits% *}" "${limits#* }" "$min_sample")
+    if [[ "$verdict" == BAD:* ]]; then
+      bad=$((bad + 1))
+      if ((bad >= ${bad_limit%.*})); then
+        CANARY_VERDICT="${verdict#BAD: } at $pct % (stable: $b_count requests, $b_errors 5xx)"
+        return 1
+      fi
+    fi
+    step "  canary $pct %: $(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.0fs", a - b }') of ${seconds}s: $verdict (stable: $b_count requests, $b_errors 5xx, p99 ${b_p99} s)"
+    from=$now
+    awk -v a="$now" -v b="$end" 'BEGIN { exit !(a >= b) }' || continue
+    ((total < min)) || break
+    if awk -v a="$now" -v b="$deadline" 'BEGIN { exit !(a >= b) }'; then
+      CANARY_VERDICT="too little traffic to judge: $total requests reached the canary in $(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.0f", a - b }')s at $pct % (< --canary-min-requests $min)"
+      return 1
+    fi
+    ((waiting++)) || step "  canary $pct %: only $total of the $min requests needed so far; waiting up to ${seconds}s more"
+  done
+  step "canary $pct %: passed ($total requests, $total_errors 5xx, $bad bad sample(s) of $bad_limit allowed)"
+}
+
+# A canary step failed: the stable release, which .env still names, takes every request back (a
+# file write, no container start), the canary container goes, and the history records a
+# canary-rollback with the figures. Exits non-zero.
+canary_revert() { # verdict   (roll_to's locals: tag new name old_slot prev_tag)
+  step "canary: $1; sending every request to slot $old_slot ($prev_tag) again"
+  take_back canary-rollback "$1" "the canary failed ($1) but the proxy refused slot $old_slot; run scripts/repair.sh now"
+  die "canary rolled back automatically: $1; $prev_tag serves every request again and $name was removed"
+}
