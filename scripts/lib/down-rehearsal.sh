@@ -62,11 +62,13 @@ emptied() { # before after
 room_for_copy() {
   local size free need
   size=$(db_psql "" -c "SELECT pg_database_size(oid) FROM pg_database WHERE datname = current_database()" </dev/null) || return 1
+  # KiB, as df prints them (awk would print a large number in exponent form).
   # shellcheck disable=SC2016  # expanded by the container's shell
-  free=$(docker exec "$(service_container db)" sh -c 'df -Pk "$PGDATA" | awk "NR == 2 { print \$4 * 1024 }"') || return 1
-  need=$((size * 2 + 64 * 1024 * 1024))
+  free=$(docker exec "$(service_container db)" sh -c 'df -Pk "$PGDATA" | awk "NR == 2 { print \$4 }"') || return 1
+  [[ "$size" =~ ^[0-9]+$ && "$free" =~ ^[0-9]+$ ]] || return 1
+  need=$((size * 2 / 1024 + 64 * 1024))
   ((free >= need)) || {
-    log "the rehearsal needs about $((need / 1024 / 1024)) MiB free where the database keeps its data (twice its $((size / 1024 / 1024)) MiB, and some), and $((free / 1024 / 1024)) MiB are free"
+    log "the rehearsal needs about $((need / 1024)) MiB free where the database keeps its data (twice its $((size / 1024 / 1024)) MiB, and some), and $((free / 1024)) MiB are free"
     return 1
   }
 }
