@@ -265,8 +265,8 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       const env = join(work, "environments", "test");
       mkdirSync(env, { recursive: true });
       writeFileSync(join(env, ".env"), [
-        `SLIPWAY_HOST=${engine.gateway}`, `SLIPWAY_PORT=${sshd.port}`, "SLIPWAY_USER=root", `SLIPWAY_SSH_KEY=file://${sshd.keyPath}`,
-        `SLIPWAY_KNOWN_HOSTS=file://${sshd.knownHostsPath}`, `SLIPWAY_DIR=${remoteDir}`, "",
+        `SLIPWAY_HOST=${engine.gateway}`, `SLIPWAY_PORT=${sshd.port}`, "SLIPWAY_USER=root", `SLIPWAY_SSHKEY=file://${sshd.keyPath}`,
+        `SLIPWAY_KNOWNHOSTS=file://${sshd.knownHostsPath}`, `SLIPWAY_DIR=${remoteDir}`, "",
       ].join("\n"));
       const bare = (fn: string) => dagger(engine, ["-m", repoRoot, "call", fn], { cwd: env });
       const noFlags = await bare("status");

@@ -45,7 +45,7 @@ interface ScanSettings {
  * that deploy, rollback, status, kpi and backup reach is given once, before the function
  * (`dagger call --host=… --user=… --ssh-key=… --known-hosts=… rollback`), or for on-call in the
  * .env of an environment's directory (environments/production/.env: SLIPWAY_HOST, SLIPWAY_USER,
- * SLIPWAY_SSH_KEY, SLIPWAY_KNOWN_HOSTS), so that `dagger call rollback` there needs no flags.
+ * SLIPWAY_SSHKEY, SLIPWAY_KNOWNHOSTS), so that `dagger call rollback` there needs no flags.
  */
 @object()
 export class Slipway {

@@ -62,7 +62,7 @@ export interface ScriptCall {
  * when nothing is missing.
  */
 export function missingConnection(given: { host: string; user: string; sshKey: boolean; knownHosts: boolean }): string {
-  const names: [keyof typeof given, string][] = [["host", "--host / SLIPWAY_HOST"], ["user", "--user / SLIPWAY_USER"], ["sshKey", "--ssh-key / SLIPWAY_SSH_KEY"], ["knownHosts", "--known-hosts / SLIPWAY_KNOWN_HOSTS"]];
+  const names: [keyof typeof given, string][] = [["host", "--host / SLIPWAY_HOST"], ["user", "--user / SLIPWAY_USER"], ["sshKey", "--ssh-key / SLIPWAY_SSHKEY"], ["knownHosts", "--known-hosts / SLIPWAY_KNOWNHOSTS"]];
   const missing = names.filter(([k]) => !given[k]).map(([, flag]) => flag);
   if (missing.length === 0) return "";
   return `no host to reach: give ${missing.join(", ")} (flags before the function, e.g. dagger call --host=app.example.com rollback, or in environments/<name>/.env; README: "On-call setup")`;

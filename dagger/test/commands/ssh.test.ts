@@ -95,7 +95,7 @@ describe("the host, given once", () => {
     expect(missingConnection({ host: "app.example.com", user: "deploy", sshKey: true, knownHosts: true })).toBe("");
     const msg = missingConnection({ host: "", user: "deploy", sshKey: false, knownHosts: true });
     expect(msg.split("\n")).toHaveLength(1);
-    expect(msg).toMatch(/^no host to reach: give --host \/ SLIPWAY_HOST, --ssh-key \/ SLIPWAY_SSH_KEY \(flags before the function/);
+    expect(msg).toMatch(/^no host to reach: give --host \/ SLIPWAY_HOST, --ssh-key \/ SLIPWAY_SSHKEY \(flags before the function/);
     expect(msg).toContain("environments/<name>/.env");
   });
 
