@@ -17,14 +17,19 @@ log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SCRIPT_NAME:-s
 # Inside $(...), a pipeline or <(...), `exit` ends only that subshell, and the script would go on
 # with an empty value; so there die also signals the script's own shell, which exits as die would.
 SLIPWAY_PID=$$
-# Where die leaves its message for the script's own shell (result_line), from a subshell too.
-DIE_NOTE=$(mktemp 2>/dev/null || echo /dev/null)
-trap 'CLEAN_EXIT=1; exit 1' USR1
+# What die said, for result_line: a subshell's die leaves it in DIE_NOTE for the script's shell,
+# which takes it when the signal arrives.
+DIE_MESSAGE=""
+DIE_NOTE="${TMPDIR:-/tmp}/slipway-die.$$"
+trap 'DIE_MESSAGE=$(cat "$DIE_NOTE" 2>/dev/null || true); rm -f "$DIE_NOTE"; CLEAN_EXIT=1; exit 1' USR1
 die() {
   log "ERROR: $*"
   CLEAN_EXIT=1
-  printf '%s' "$*" >"$DIE_NOTE" 2>/dev/null || true
-  [[ "$BASHPID" == "$SLIPWAY_PID" ]] || kill -USR1 "$SLIPWAY_PID" 2>/dev/null || true
+  DIE_MESSAGE=$*
+  if [[ "$BASHPID" != "$SLIPWAY_PID" ]]; then
+    printf '%s' "$*" >"$DIE_NOTE" 2>/dev/null || true
+    kill -USR1 "$SLIPWAY_PID" 2>/dev/null || true
+  fi
   exit 1
 }
 
@@ -42,10 +47,8 @@ result_line() { # exit_status
   local outcome=ok error=""
   if (($1 != 0)); then
     outcome=failed
-    error=$(cat "$DIE_NOTE" 2>/dev/null || true)
-    error=${error:-exit $1}
+    error=${DIE_MESSAGE:-exit $1}
   fi
-  rm -f "$DIE_NOTE" 2>/dev/null || true
   printf 'slipway-result {"outcome":"%s","action":%s,"tag":%s,"digest":%s,"previous":%s,"slot":%s,"error":%s}\n' \
     "$outcome" "$(json_string "${RESULT_ACTION:-${SCRIPT_NAME:-}}")" "$(json_string "$RESULT_TAG")" "$(json_string "$RESULT_DIGEST")" \
     "$(json_string "$RESULT_PREVIOUS")" "$(json_string "$( [[ -f "$SLIPWAY_DIR/.env" ]] && env_get API_SLOT)")" "$(json_string "$error")" >&2
