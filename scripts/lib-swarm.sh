@@ -121,53 +121,6 @@ wait_update() { # before ref timeout
   done
 }
 
-# The database's user and name, as the stack file defaults them.
-pg_user() { local v; v=$(env_get POSTGRES_USER); echo "${v:-slipway}"; }
-pg_db() { local v; v=$(env_get POSTGRES_DB); echo "${v:-slipway}"; }
-
-# Migrations as the compose target runs them, in a one-off container of REF on the stack's
-# network. The password goes in on stdin, never in argv or the container's environment.
-dbmate_up() { # ref
-  local user db
-  user=$(pg_user)
-  db=$(pg_db)
-  # shellcheck disable=SC2016  # expanded by the container's shell
-  env_get POSTGRES_PASSWORD | docker run --rm -i --network "$(stack_network)" \
-    -e "PGUSER=$user" -e "PGDATABASE=$db" \
-    -e "LOCK_TIMEOUT=$(env_get MIGRATION_LOCK_TIMEOUT)" \
-    --entrypoint sh "$(api_image):$1" -c 'IFS= read -r pw
-      pw=$(node -e "process.stdout.write(encodeURIComponent(process.argv[1]))" "$pw")
-      export DATABASE_URL="postgres://$PGUSER:$pw@db:5432/$PGDATABASE?sslmode=disable&lock_timeout=${LOCK_TIMEOUT:-1s}"
-      exec node_modules/.bin/dbmate --wait --wait-timeout 60s up'
-}
-# The compose target pins its idle migrate service here; a Swarm stack has none.
-align_migrate() { :; }
-
-# A pre-deploy dump, as backup.sh writes one, from a one-off postgres container on the network.
-swarm_backup() { # -> prints the dump's path
-  local dir=${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups} keep=${SLIPWAY_BACKUP_KEEP:-10} user db final partial image
-  user=$(pg_user)
-  db=$(pg_db)
-  image=$(env_get POSTGRES_IMAGE)
-  # shellcheck disable=SC2016  # a literal ${ to match in the stack file
-  image=${image:-$(sed -n 's/.*\${POSTGRES_IMAGE:-\([^}]*\)}.*/\1/p' "$SLIPWAY_DIR/$STACK_FILE_NAME" | head -n 1)}
-  (umask 077 && mkdir -p "$dir")
-  final="$dir/$db-$(date -u +%Y%m%dT%H%M%SZ).sql"
-  partial="$dir/.${final##*/}.partial"
-  step "dumping database $db to $final (a one-off $image on $(stack_network))"
-  # shellcheck disable=SC2016  # expanded by the container's shell
-  if ! env_get POSTGRES_PASSWORD | (umask 077 && docker run --rm -i --network "$(stack_network)" \
-    -e "PGUSER=$user" -e "PGDATABASE=$db" -e PGHOST=db --user postgres --entrypoint sh "$image" \
-    -c 'IFS= read -r PGPASSWORD; export PGPASSWORD; exec pg_dump --clean --if-exists --no-owner --no-privileges' >"$partial"); then
-    rm -f "$partial"
-    die "pg_dump failed; no backup was written and nothing was deployed (check: docker service logs $(stack_name)_db)"
-  fi
-  dump_complete "$partial" || { rm -f "$partial"; die "the dump ended early (no completion marker); nothing was deployed"; }
-  mv "$partial" "$final"
-  find "$dir" -maxdepth 1 -name "$db-*.sql" -type f | sort | head -n "-$keep" | xargs -r rm -f
-  step "backup complete: $final ($(wc -c <"$final") bytes)"
-}
-
 # Roll the api to REF, health-gated by Swarm; returns as wait_update does.
 # How long a rolling update may take: TIMEOUT per replica (Swarm replaces them one at a time).
 roll_budget() { # timeout
@@ -256,9 +209,11 @@ swarm_deploy() { # ref timeout skip_backup
   step "deployed $result on $(api_service) in $(elapsed); recorded in $HISTORY_FILE"
 }
 
-swarm_rollback() { # ref-or-empty timeout
-  local tag=$1 timeout=$2 current status=0 result
+swarm_rollback() { # ref-or-empty timeout [migrations accept_loss]
+  local tag=$1 timeout=$2 migrations=${3:-0} accept=${4:-0} current status=0 result schema_only=0
   swarm_reconcile
+  # A --migrations rollback killed during its rehearsal leaves the copy.
+  ((!migrations)) || drop_rehearsals
   current=$(env_get API_TAG)
   if [[ -z "$tag" ]]; then
     tag=$(previous_release "$current")
@@ -267,14 +222,22 @@ swarm_rollback() { # ref-or-empty timeout
     tag=$(pinned_release "$tag")
   fi
   require_ref "$tag"
-  ! same_release "$tag" "$current" || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
+  if same_release "$tag" "$current"; then
+    ((migrations)) || die "$tag is already the current release; name another: scripts/rollback.sh <tag>"
+    schema_only=1
+  fi
   pre_hook pre-rollback rollback "$tag" "${current:--}"
-  step "rolling back $(api_service) from ${current:-?} to $tag (no migrations: the schema stays)"
-  swarm_roll "$tag" "$timeout" || status=$?
-  ((status == 0)) || die "the rollback to $tag did not finish (Swarm $([[ $status == 1 ]] && echo "rolled it back" || echo "is still at it")); see scripts/status.sh"
-  result=$(swarm_release)
-  env_set API_TAG "$result"
-  finish_release rollback "$result" "$current" -
+  ((!migrations)) || plan_down "$tag" "$current" "$accept" swarm_backup
+  result=$current
+  if ((!schema_only)); then
+    step "rolling back $(api_service) from ${current:-?} to $tag$( ((migrations)) || echo " (no migrations: the schema stays)")"
+    swarm_roll "$tag" "$timeout" || status=$?
+    ((status == 0)) || die "the rollback to $tag did not finish (Swarm $([[ $status == 1 ]] && echo "rolled it back" || echo "is still at it")); see scripts/status.sh"
+    result=$(swarm_release)
+    env_set API_TAG "$result"
+  fi
+  ((${#DOWN_UNDO[@]} == 0)) || apply_down "$result" "$current" "$accept"
+  finish_release rollback "$result" "$current" - "${DOWN_UNDO[*]:+migrations rolled back: ${DOWN_UNDO[*]}}"
   post_hook post-rollback rollback "$result" "${current:--}"
   CLEAN_EXIT=1
   step "rolled back to $result in $(elapsed); recorded in $HISTORY_FILE"
@@ -304,3 +267,7 @@ swarm_status() { # releases
   echo "last $1 releases:"
   history_entries | tail -n "$1" | cut -f1-5 | sed 's/^/  /'
 }
+
+# The database, from one-off containers on the stack's network (lib/swarm-db.sh).
+# shellcheck source=scripts/lib/swarm-db.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/swarm-db.sh"

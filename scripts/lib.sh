@@ -265,3 +265,5 @@ source "$SLIPWAY_LIB/guard.sh"
 source "$SLIPWAY_LIB/migrations.sh"
 # shellcheck source=scripts/lib/down-rehearsal.sh
 source "$SLIPWAY_LIB/down-rehearsal.sh"
+# shellcheck source=scripts/lib/migrations-down.sh
+source "$SLIPWAY_LIB/migrations-down.sh"

@@ -33,6 +33,7 @@ main() {
     survive_disconnect
     acquire_lock repair
     swarm_reconcile
+    drop_rehearsals
     CLEAN_EXIT=1
     step "consistent: $(api_service) runs $(swarm_release), and .env and $HISTORY_FILE name it"
     return 0

@@ -41,29 +41,8 @@ Options:
 USAGE
 }
 
-# Lines on stdin as one: "a; b; c".
-joined() { paste -sd ';' | sed 's/;/; /g'; }
-
-# One migration's down section (dbmate rollback, one transaction); tried again, like deploy's
-# migrations, when it gave up waiting for its lock (the transaction undid everything).
-migration_down() { # source_ref version
-  local out attempt tries
-  tries=$(env_number MIGRATION_LOCK_TRIES 3)
-  for ((attempt = 1; ; attempt++)); do
-    if out=$(dbmate_down "$1" 2>&1) && grep -q "Rolling back: ${2}_" <<<"$out"; then
-      printf '%s\n' "$out" >&2
-      return 0
-    fi
-    printf '%s\n' "$out" >&2
-    if ((attempt >= ${tries%.*})) || ! grep -q 'lock timeout' <<<"$out"; then return 1; fi
-    log "the down section waited longer than MIGRATION_LOCK_TIMEOUT for its lock (attempt $attempt of ${tries%.*}); trying again in 2s"
-    sleep 2
-  done
-}
-
 main() {
-  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 source stake dump="" v list rolled_back="" schema_only status
-  local -a undo=()
+  local tag="" no_pull=0 timeout=60 image current target="" migrations=0 accept_loss=0 schema_only
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -87,10 +66,9 @@ main() {
     # shellcheck source=scripts/lib-swarm.sh
     source "$here/lib-swarm.sh"
     require_manager
-    ((!migrations)) || die "--migrations is not available on a Swarm target yet: roll back without it (the schema stays), or undo a migration by hand after a backup"
     survive_disconnect
     acquire_lock "rollback:${tag:-previous}"
-    swarm_rollback "$tag" "$timeout"
+    swarm_rollback "$tag" "$timeout" "$migrations" "$accept_loss"
     return
   fi
   require_project
@@ -128,58 +106,15 @@ main() {
     ensure_image "$image" "$no_pull"
   fi
   if ((migrations)); then
-    list=$(undone_migrations "$tag") \
-      || die "cannot tell which migrations $tag lacks (its image or the database did not answer); nothing was changed"
-    [[ -z "$list" ]] || mapfile -t undo <<<"$list"
-    # The migration files that have a down section for them: the release the database follows.
-    source=$(env_get MIGRATE_TAG)
-    source=${source:-$current}
-    if ((${#undo[@]} == 0)); then
-      step "no migrations to roll back: the database has none that $tag does not ship"
-    else
-      for v in "${undo[@]}"; do
-        down_sql "$source" "$v" | grep -q . \
-          || die "migration $v is not in $source's image, so its down section is unknown; nothing was changed. Undo it by hand (after a backup), or roll back without --migrations"
-      done
-      step "backup before rolling back the migrations (the rehearsal's copy is restored from it)"
-      dump=$("$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}")
-      status=0
-      rehearse_down "$source" "$dump" "${undo[@]}" || status=$?
-      if ((status == 2)); then
-        die "$DOWN_REPORT, so nothing was changed on the real database; fix that down section, or roll back without --migrations (the schema stays)"
-      elif ((status != 0)); then
-        die "cannot tell whether the down sections would lose data: $DOWN_REPORT; nothing was changed. Roll back without --migrations (the schema stays)"
-      fi
-      stake=$(joined <<<"$DOWN_LOSSES")
-      step "rehearsal: $DOWN_REPORT; ${stake:-no data lost}"
-      if [[ -n "$stake" ]] && ((!accept_loss)); then
-        die "rolling back the migrations would lose data: $stake; nothing was changed. Roll back without --migrations (the schema stays), or add --accept-data-loss (the backup $dump has it)"
-      fi
-      [[ -z "$stake" ]] || step "data loss accepted (--accept-data-loss): $stake"
-    fi
+    plan_down "$tag" "$current" "$accept_loss" "$here/backup.sh" --dir "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" --keep "${SLIPWAY_BACKUP_KEEP:-10}"
   fi
   if ((schema_only)); then
     step "$tag already serves: only its schema is rolled back"
   else
     roll_to "$tag" "$timeout"
   fi
-  if ((${#undo[@]} > 0)); then
-    # The undone release served until the roll: what it wrote after the backup is not in the copy.
-    if ((!accept_loss)) && stake=$(recheck_emptied "$DOWN_EMPTIED") && [[ -n "$stake" ]]; then
-      finish_release rollback "$tag" "$current" - "migrations kept: values written since the check"
-      die "values were written after the check to what the down sections remove ($(joined <<<"$stake")); $tag serves, the schema stays as it is. Run scripts/rollback.sh --migrations $tag again to check anew"
-    fi
-    rm -f "$DOWN_EMPTIED"
-    for v in "${undo[@]}"; do
-      step "rolling back migration $v (its down section, in one transaction)"
-      if ! migration_down "$source" "$v"; then
-        finish_release rollback "$tag" "$current" - "migrations rolled back: ${rolled_back:-none}; $v's down section failed"
-        die "the down section of migration $v failed, so its transaction was undone: the schema and data are as they were before it ($tag serves; the backup is $dump). Fix that down section, or leave the schema as it is"
-      fi
-      rolled_back="${rolled_back:+$rolled_back }$v"
-    done
-    env_set MIGRATE_TAG "$tag"
-    step "rolled back ${#undo[@]} migration(s): ${undo[*]}; backup: $dump"
+  if ((${#DOWN_UNDO[@]} > 0)); then
+    apply_down "$tag" "$current" "$accept_loss"
     # The release just undone needs those migrations: kept, it would fail its readiness and
     # could not be switched back to. A later deploy of it starts afresh and migrates again.
     if [[ -n "$(slot_containers "$(other_slot "$(env_slot)")")" ]]; then
@@ -189,7 +124,7 @@ main() {
   elif ((!migrations)) && [[ "$(release_migrations "$current")" =~ ^[1-9][0-9]*$ ]]; then
     step "the schema stays as it is: $current's ${BASH_REMATCH[0]} migration(s) remain applied (expand/contract); scripts/rollback.sh --migrations undoes them when that loses no data"
   fi
-  finish_release rollback "$tag" "$current" - "${undo[*]:+migrations rolled back: ${undo[*]}}"
+  finish_release rollback "$tag" "$current" - "${DOWN_UNDO[*]:+migrations rolled back: ${DOWN_UNDO[*]}}"
   post_hook post-rollback rollback "$tag" "${current:--}"
   CLEAN_EXIT=1
   step "rolled back to $tag ($RELEASE_DIGEST) in $(elapsed)"

@@ -152,6 +152,30 @@ describe.sequential("Slipway on a 3-node Docker Swarm, over SSH to the manager",
     expect(await version()).toBe("v2");
   });
 
+  it("rollback.sh --migrations on Swarm: the same rehearsal from one-off containers on the network; refused with a value, done without", async () => {
+    const sql = async (q: string) => (await onManager("docker exec -i $(docker ps -q -f label=com.docker.swarm.service.name=slipway_db) psql -U slipway -d slipway -At", q)).stdout.trim();
+    const noteColumn = () => sql("SELECT count(*) FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'");
+    const before = await envTag();
+    const deployed = await daggerDeploy("notecolumn");
+    expect(deployed.exitCode, deployed.all).toBe(0);
+    expect(await noteColumn()).toBe("1");
+    await sql("INSERT INTO items (name, note) VALUES ('swarm', 'keep me')");
+    const refused = await remote({ script: "rollback", args: ["--migrations", "--timeout", "90"] });
+    expect(refused.exitCode).toBe(1);
+    expect(refused.all).toMatch(/rehearsing the down sections of 29990101000003 on a copy of the database/);
+    expect(refused.all).toMatch(/ERROR: rolling back the migrations would lose data: public\.items\.note: 1 value\(s\); nothing was changed/);
+    expect(await noteColumn()).toBe("1");
+    expect(await envTag()).toMatch(/^notecolumn/);
+    await sql("UPDATE items SET note = NULL");
+    const done = await remote({ script: "rollback", args: ["--migrations", "--timeout", "90"] });
+    expect(done.exitCode, done.all).toBe(0);
+    expect(done.all).toMatch(/no data lost/);
+    expect(done.all).toMatch(/rolled back 1 migration\(s\): 29990101000003/);
+    expect(await noteColumn()).toBe("0");
+    expect(await envTag()).toBe(before);
+    expect(await sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'slipway_rehearsal_%'")).toBe("0");
+  });
+
   it("draining a worker moves its tasks with no failed request", async () => {
     const { load } = await runUnderLoad({ baseUrl: url(), clients: CLIENTS, maxSeconds: 300 }, async () => {
       await swarm.docker("node1", ["node", "update", "--availability", "drain", "node3"]);

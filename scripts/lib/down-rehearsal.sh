@@ -57,14 +57,19 @@ emptied() { # before after
   awk -F'\t' 'NR == FNR { after[$1 FS $2] = $3; next } { key = $1 FS $2; if (!(key in after) || after[key] + 0 < $3 + 0) print $1 "\t" $2 }' "$2" "$1"
 }
 
-# Room for one copy: the database's size against the free space where Postgres keeps its data.
-# Fails with one line saying how much it needs.
+# Room for one copy: the database's size against the free space where Postgres keeps its data,
+# which Postgres itself reports (COPY FROM PROGRAM, as the superuser the stack runs it as), so
+# it works wherever the database runs. Fails with one line saying how much it needs.
 room_for_copy() {
   local size free need
   size=$(db_psql "" -c "SELECT pg_database_size(oid) FROM pg_database WHERE datname = current_database()" </dev/null) || return 1
-  # KiB, as df prints them (awk would print a large number in exponent form).
-  # shellcheck disable=SC2016  # expanded by the container's shell
-  free=$(docker exec "$(service_container db)" sh -c 'df -Pk "$PGDATA" | awk "NR == 2 { print \$4 }"') || return 1
+  # KiB, as df prints them.
+  free=$(db_psql "" -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE TEMP TABLE slipway_df (line text);
+COPY slipway_df FROM PROGRAM 'df -Pk "$PGDATA" | tail -n 1';
+SELECT split_part(regexp_replace(line, '\s+', ' ', 'g'), ' ', 4) FROM slipway_df;
+SQL
+  ) || return 1
   [[ "$size" =~ ^[0-9]+$ && "$free" =~ ^[0-9]+$ ]] || return 1
   need=$((size * 2 / 1024 + 64 * 1024))
   ((free >= need)) || {

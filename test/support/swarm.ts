@@ -140,6 +140,7 @@ export class SwarmDeployment {
       [`${API_IMAGE}:v1`, "slipway/api:v1"],
       [`${API_IMAGE}:v2`, "slipway/api:v2"],
       [`${API_IMAGE}:unhealthy`, "slipway/api:unhealthy"],
+      [`${API_IMAGE}:notecolumn`, "slipway/api:notecolumn"],
       [`slipway/proxy:${pinned("PROXY_TAG")}`, `slipway/proxy:${pinned("PROXY_TAG")}`],
       [pinned("POSTGRES_IMAGE"), pinned("POSTGRES_IMAGE")],
     ] as const;

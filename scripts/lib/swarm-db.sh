@@ -1,0 +1,70 @@
+# Sourced by lib-swarm.sh: the database on a Swarm, reached from one-off containers on the
+# stack's network (the database's task may run on another node). These take the place of
+# lib.sh's compose versions. The password goes in on stdin, never in argv or the environment.
+# shellcheck shell=bash
+
+# The database's user and name, as the stack file defaults them.
+pg_user() { local v; v=$(env_get POSTGRES_USER); echo "${v:-slipway}"; }
+# POSTGRES_DB in the caller's environment wins, as compose's interpolation lets it (the rehearsal
+# points the migration tools at its copy that way).
+pg_db() { local v; v=$(env_get POSTGRES_DB); echo "${POSTGRES_DB:-${v:-slipway}}"; }
+
+# The postgres image the stack runs, for its client tools.
+postgres_image() {
+  local image
+  image=$(env_get POSTGRES_IMAGE)
+  # shellcheck disable=SC2016  # a literal ${ to match in the stack file
+  echo "${image:-$(sed -n 's/.*\${POSTGRES_IMAGE:-\([^}]*\)}.*/\1/p' "$SLIPWAY_DIR/$STACK_FILE_NAME" | head -n 1)}"
+}
+
+# dbmate COMMAND (up, rollback) with REF's migration files, as the compose target runs it.
+swarm_dbmate() { # ref command
+  local user db
+  user=$(pg_user)
+  db=$(pg_db)
+  # shellcheck disable=SC2016  # expanded by the container's shell
+  env_get POSTGRES_PASSWORD | docker run --rm -i --network "$(stack_network)" \
+    -e "PGUSER=$user" -e "PGDATABASE=$db" \
+    -e "LOCK_TIMEOUT=$(env_get MIGRATION_LOCK_TIMEOUT)" \
+    --entrypoint sh "$(api_image):$1" -c 'IFS= read -r pw
+      pw=$(node -e "process.stdout.write(encodeURIComponent(process.argv[1]))" "$pw")
+      export DATABASE_URL="postgres://$PGUSER:$pw@db:5432/$PGDATABASE?sslmode=disable&lock_timeout=${LOCK_TIMEOUT:-1s}"
+      exec node_modules/.bin/dbmate --wait --wait-timeout 60s "$1"' sh "$2"
+}
+dbmate_up() { swarm_dbmate "$1" up; }         # ref
+dbmate_down() { swarm_dbmate "$1" rollback; } # ref
+# The compose target pins its idle migrate service here; a Swarm stack has none.
+align_migrate() { :; }
+
+# psql on database DB (default: the app's), SQL on stdin, as lib.sh's db_psql takes it.
+db_psql() { # [db] [psql options...]
+  local db=${1:-}
+  shift || true
+  # shellcheck disable=SC2016  # expanded by the container's shell
+  { env_get POSTGRES_PASSWORD; cat; } | docker run --rm -i --network "$(stack_network)" \
+    -e PGHOST=db -e "PGUSER=$(pg_user)" -e "PGDATABASE=${db:-$(pg_db)}" --user postgres --entrypoint sh "$(postgres_image)" \
+    -c 'IFS= read -r PGPASSWORD; export PGPASSWORD; exec psql -X -At "$@"' sh "$@"
+}
+
+# A pre-deploy dump, as backup.sh writes one, from a one-off postgres container on the network.
+swarm_backup() { # -> prints the dump's path
+  local dir=${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups} keep=${SLIPWAY_BACKUP_KEEP:-10} user db final partial image
+  user=$(pg_user)
+  db=$(pg_db)
+  image=$(postgres_image)
+  (umask 077 && mkdir -p "$dir")
+  final="$dir/$db-$(date -u +%Y%m%dT%H%M%SZ).sql"
+  partial="$dir/.${final##*/}.partial"
+  step "dumping database $db to $final (a one-off $image on $(stack_network))"
+  # shellcheck disable=SC2016  # expanded by the container's shell
+  if ! env_get POSTGRES_PASSWORD | (umask 077 && docker run --rm -i --network "$(stack_network)" \
+    -e "PGUSER=$user" -e "PGDATABASE=$db" -e PGHOST=db --user postgres --entrypoint sh "$image" \
+    -c 'IFS= read -r PGPASSWORD; export PGPASSWORD; exec pg_dump --clean --if-exists --no-owner --no-privileges' >"$partial"); then
+    rm -f "$partial"
+    die "pg_dump failed; no backup was written and nothing was deployed (check: docker service logs $(stack_name)_db)"
+  fi
+  dump_complete "$partial" || { rm -f "$partial"; die "the dump ended early (no completion marker); nothing was deployed"; }
+  mv "$partial" "$final"
+  find "$dir" -maxdepth 1 -name "$db-*.sql" -type f | sort | head -n "-$keep" | xargs -r rm -f
+  step "backup complete: $final ($(wc -c <"$final") bytes)"
+}
