@@ -661,6 +661,24 @@ describe.sequential("production stack", () => {
       }
     });
 
+    it("fails closed on what it cannot count: a large object refuses the rollback in one line, nothing changed", async () => {
+      expect((await stack.script("deploy", ["--no-pull", "--skip-backup", "notecolumn"])).exitCode).toBe(0);
+      await sql("SELECT lo_create(4242)");
+      try {
+        const refused = await stack.script("rollback", ["--no-pull", "--migrations"]);
+        expect(refused.exitCode).toBe(1);
+        expect(refused.all).toMatch(/ERROR: cannot tell whether the down sections would lose data: the database holds data this check cannot count \(1 large object\(s\)\); nothing was changed/);
+        expect(await noteColumn()).toBe(1);
+        expect(await version()).toBe("notecolumn");
+        expect(await rehearsalCopies()).toBe(0);
+      } finally {
+        await sql("SELECT lo_unlink(4242)");
+      }
+      const done = await stack.script("rollback", ["--no-pull", "--migrations"]);
+      expect(done.exitCode, done.all).toBe(0);
+      expect(await noteColumn()).toBe(0);
+    });
+
     it("a rollback killed during its rehearsal leaves the real database untouched, and the next command drops the copy", async () => {
       expect((await stack.script("deploy", ["--no-pull", "--skip-backup", "notecolumn"])).exitCode).toBe(0);
       const { killed } = await killAt(stack, "rollback", ["--no-pull", "--migrations"], /copy restored: measuring/);

@@ -36,12 +36,15 @@ dbmate_down() { swarm_dbmate "$1" rollback; } # ref
 # The compose target pins its idle migrate service here; a Swarm stack has none.
 align_migrate() { :; }
 
-# psql on database DB (default: the app's), SQL on stdin, as lib.sh's db_psql takes it.
+# psql on database DB (default: the app's), as lib.sh's db_psql takes it: SQL from -c, or on
+# stdin (which follows the password line). With -c stdin is left alone: a caller's stdin may be
+# an SSH session that never ends.
 db_psql() { # [db] [psql options...]
-  local db=${1:-}
+  local db=${1:-} a sql_on_stdin=1
   shift || true
+  for a in "$@"; do [[ "$a" != -c ]] || sql_on_stdin=0; done
   # shellcheck disable=SC2016  # expanded by the container's shell
-  { env_get POSTGRES_PASSWORD; cat; } | docker run --rm -i --network "$(stack_network)" \
+  { env_get POSTGRES_PASSWORD; ((!sql_on_stdin)) || cat; } | docker run --rm -i --network "$(stack_network)" \
     -e PGHOST=db -e "PGUSER=$(pg_user)" -e "PGDATABASE=${db:-$(pg_db)}" --user postgres --entrypoint sh "$(postgres_image)" \
     -c 'IFS= read -r PGPASSWORD; export PGPASSWORD; exec psql -X -At "$@"' sh "$@"
 }
