@@ -190,7 +190,7 @@ swarm_deploy() { # ref timeout skip_backup
       step "pre-deploy backup skipped (--skip-backup)"
     else
       step "pre-deploy backup"
-      swarm_backup
+      swarm_backup >/dev/null
     fi
     step "running migrations with $tag (before the update: the api turns ready only once they are in)"
     run_migrations "$tag" || die "migrations of $tag failed; nothing was rolled and ${current:-the old release} keeps serving. Fix the migration and deploy again"

@@ -70,4 +70,5 @@ swarm_backup() { # -> prints the dump's path
   mv "$partial" "$final"
   find "$dir" -maxdepth 1 -name "$db-*.sql" -type f | sort | head -n "-$keep" | xargs -r rm -f
   step "backup complete: $final ($(wc -c <"$final") bytes)"
+  echo "$final"
 }
