@@ -16,7 +16,7 @@ record_release() { # action ref previous_ref migrations [note]
     printf '# time\taction\ttag\tdigest\tprevious\toperator\tprevious_digest\tmigrations\tapprover\tnote\n' >>"$HISTORY_FILE"
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" "$(ref_tag "$2")" "${digest:--}" \
-    "$(ref_tag "${3:--}")" "$(operator)" "${previous_digest:--}" "${4:--}" "$(approver)" "${5:--}" >>"$HISTORY_FILE"
+    "$(ref_tag "${3:--}")" "$(operator)" "${previous_digest:--}" "${4:--}" "$(approver)" "${5:--}" >>"$HISTORY_FILE" || return 1
   RESULT_ACTION=$1 RESULT_TAG=$(ref_tag "$2") RESULT_DIGEST=${digest:--} RESULT_PREVIOUS=$(ref_tag "${3:--}")
 }
 
