@@ -127,8 +127,6 @@ main() {
   # With a staged bundle, the compose file may arrive with it: only .env must be here already.
   [[ -n "$bundle" ]] || require_project
 
-  # Checked now: keep_old reads it only after the switch, too late to refuse a bad value.
-  keep_previous >/dev/null
   survive_disconnect
   acquire_lock "deploy:$tag"
   if [[ -n "$bundle" ]]; then

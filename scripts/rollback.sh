@@ -72,13 +72,12 @@ main() {
     return
   fi
   require_project
-  # Checked now: keep_old reads it only after the switch, too late to refuse a bad value.
-  keep_previous >/dev/null
   survive_disconnect
   acquire_lock "rollback:${tag:-previous}"
   reconcile
-  # A --migrations rollback killed during its rehearsal leaves the copy.
-  if db_running; then drop_rehearsals; fi
+  # A --migrations rollback killed during its rehearsal leaves the copy: the next one drops it
+  # (as deploy and repair do); a plain rollback to the kept release spends no docker call on it.
+  if ((migrations)) && db_running; then drop_rehearsals; fi
   current=$(env_get API_TAG)
   if [[ -z "$tag" ]]; then
     tag=$(previous_release "$current")

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assertNoFailedRequests, diagnose } from "./support/diagnose.js";
+import { assertNoFailedRequests, assertOnlyBadWrites } from "./support/diagnose.js";
 import { report, type LoadResult } from "./support/load.js";
 import { buildImages, getJson, killAt, Stack } from "./support/stack.js";
 
@@ -20,10 +20,7 @@ const testName = () => expect.getState().currentTestName ?? "load";
 /** No request failed; otherwise the failure with what the stack's logs say about it. */
 const noFailures = (stack: Stack, load: LoadResult) => assertNoFailedRequests(testName(), load, stack.logs);
 /** Every failure is a write the bad release answered 500; otherwise the diagnosis says what else failed. */
-const onlyBadWrites = (stack: Stack, load: LoadResult) => {
-  const other = load.failed.filter((f) => !(f.kind === "write" && f.status === 500));
-  if (other.length) throw new Error(diagnose(testName(), { ...load, failed: other }, stack.logs));
-};
+const onlyBadWrites = (stack: Stack, load: LoadResult) => assertOnlyBadWrites(testName(), load, stack.logs);
 /**
  * Runs `action` and lists what the Docker engine created or pulled meanwhile ("container create
  * <name>", "image pull <ref>"): a migrate run, a new api container and a pull each show here.

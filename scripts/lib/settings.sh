@@ -57,5 +57,6 @@ check_env() {
     [[ -z "$value" ]] || valid_value "$kind" "$value" \
       || die "$key in .env is '$value', which is not a valid $kind; use e.g. $key=$example"
   done
+  # keep_old reads it only after the switch, too late to refuse a bad value.
   keep_previous >/dev/null
 }

@@ -168,3 +168,9 @@ export function diagnose(label: string, load: LoadResult, tap?: LogTap): string 
 export function assertNoFailedRequests(label: string, load: LoadResult, tap?: LogTap): void {
   if (load.failed.length) throw new Error(diagnose(label, load, tap));
 }
+
+/** Fails with the diagnosis when anything failed but the bad release's own answers: writes it answered 500. */
+export function assertOnlyBadWrites(label: string, load: LoadResult, tap?: LogTap): void {
+  const other = load.failed.filter((f) => !(f.kind === "write" && f.status === 500));
+  if (other.length) throw new Error(diagnose(label, { ...load, failed: other }, tap));
+}
