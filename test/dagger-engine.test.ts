@@ -5,7 +5,7 @@
  * (status and rollback run twice with the same arguments), the runtime loading the module, the
  * scan's DB coming from the user's own registry, and what `dagger check` runs.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -16,6 +16,7 @@ import { repoRoot } from "./support/database.js";
 import { dagger, daggerEngine, type DaggerEngine } from "./support/dagger.js";
 import { assertNoFailedRequests, assertOnlyBadWrites } from "./support/diagnose.js";
 import { report } from "./support/load.js";
+import { serveGitHub } from "./support/fake-github.mjs";
 import { pushTrivyDb, registryDigest } from "./support/oci.js";
 import { API_IMAGE, buildImages, buildRelease, getJson, Stack } from "./support/stack.js";
 import { TestSshd } from "./support/sshd.js";
@@ -162,6 +163,9 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     ];
     const call = (fn: string, ...args: string[]) => dagger(engine, ["call", ...hostArgs(), fn, ...args], { env: { SLACK_HOOK: slack.url } });
     const slack = new SlackReceiver();
+    // GitHub's Deployments API as the rollback's mark reaches it from inside the engine.
+    const ghState = join(work, "github.json");
+    let github: Awaited<ReturnType<typeof serveGitHub>> | undefined;
     const history = () => stack.read("releases.log").split("\n").filter((l) => l && !l.startsWith("#"));
 
     beforeAll(async () => {
@@ -176,7 +180,10 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
         await execa("docker", ["rmi", ref]);
       }
       sshd = new TestSshd(2223, ["127.0.0.1", engine.gateway!]);
-      await Promise.all([sshd.start(), slack.start(engine.gateway!)]);
+      writeFileSync(ghState, "{}");
+      writeFileSync(`${ghState}.calls`, "");
+      writeFileSync(join(work, "gh-token"), "fake-token");
+      [github] = await Promise.all([serveGitHub(ghState, engine.gateway!, "fake-token"), sshd.start(), slack.start(engine.gateway!)]);
       // The smoke test reaches the site as users do, through its public address: here, from the engine's containers.
       stack = new Stack({ port: 8002, tag: "v1", apiImage: `${engine.hostRegistry}/slipway/api`, dir: remoteDir, bind: "0.0.0.0" });
       cpSync(join(repoRoot, ".env.example"), join(remoteDir, ".env.example"));
@@ -186,6 +193,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       await stack?.down();
       await sshd?.stop();
       await slack.stop();
+      await github?.close();
     });
 
     it("`dagger call deploy` ships the bundle and starts v1 from the registry", async () => {
@@ -260,13 +268,17 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       const first = await call("rollback");
       expect(first.exitCode, first.all).toBe(0);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v2");
-      // On-call's way: the host set once in an environment's .env (README: "On-call setup"), no flags.
-      const env = join(work, "environments", "test");
+      // On-call's way: the host set once in an environment's .env (README: "On-call setup"), no
+      // flags; with the GitHub context there too, the rollback marks the deployment it undoes.
+      const env = join(work, "environments", "staging");
       mkdirSync(env, { recursive: true });
       writeFileSync(join(env, ".env"), [
         `SLIPWAY_HOST=${engine.gateway}`, `SLIPWAY_PORT=${sshd.port}`, "SLIPWAY_USER=root", `SLIPWAY_SSHKEY=file://${sshd.keyPath}`,
-        `SLIPWAY_KNOWNHOSTS=file://${sshd.knownHostsPath}`, `SLIPWAY_DIR=${remoteDir}`, "",
+        `SLIPWAY_KNOWNHOSTS=file://${sshd.knownHostsPath}`, `SLIPWAY_DIR=${remoteDir}`, "SLIPWAY_ROLLBACK_ENVIRONMENT=staging",
+        `SLIPWAY_ROLLBACK_GITHUBTOKEN=file://${join(work, "gh-token")}`, "SLIPWAY_ROLLBACK_GITHUBREPOSITORY=acme/shop",
+        `SLIPWAY_ROLLBACK_GITHUBAPI=${github!.url}`, "",
       ].join("\n"));
+      const served = seedDeployments(ghState, "staging", ["1", "2"]);
       const bare = (fn: string) => dagger(engine, ["-m", repoRoot, "call", fn], { cwd: env });
       const noFlags = await bare("status");
       expect(noFlags.exitCode, noFlags.all).toBe(0);
@@ -274,6 +286,9 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       const second = await bare("rollback");
       expect(second.exitCode, second.all).toBe(0);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
+      expect(second.stdout).toContain(`marked GitHub deployment ${served} (${"2".repeat(40)}, sha256:${"2".repeat(64)}) rolled back`);
+      const marked = JSON.parse(readFileSync(ghState, "utf8")).deployments.find((d: { id: number }) => d.id === served);
+      expect(marked.statuses.at(-1)).toMatchObject({ state: "failure", description: "rolled back: by dagger call rollback" });
       expect(history().slice(before).map((l) => l.split("\t").slice(1, 3).join(" "))).toEqual(["rollback v2", "rollback v1"]);
 
       const status2 = await call("status");
@@ -295,6 +310,18 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     });
   });
 });
+
+/** Staging deployments of the given commits (oldest first), each with a success status; returns the newest's id. */
+function seedDeployments(stateFile: string, environment: string, commits: string[]): number {
+  const state = { deployments: [] as object[], nextId: 500 };
+  for (const c of commits) {
+    const id = state.nextId++;
+    state.deployments.push({ id, sha: c.repeat(40), task: "deploy:slipway", environment, payload: { digest: `sha256:${c.repeat(64)}` }, production_environment: false,
+      statuses: [{ id: state.nextId++, state: "success", created_at: "2026-12-01T00:00:00Z", description: "" }] });
+  }
+  writeFileSync(stateFile, JSON.stringify(state));
+  return state.nextId - 2;
+}
 
 /** A Slack incoming webhook on this machine, recording each message's text. */
 class SlackReceiver {

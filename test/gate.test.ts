@@ -1,7 +1,9 @@
 /**
  * The staging -> production gate as GitHub runs it: the workflows' own shell steps, run by bash
- * against a stand-in `gh` (support/fake-gh.mjs) that answers in the Deployments API's documented
- * shapes, auto_inactive included. What is asserted is what the steps decide.
+ * against a stand-in `gh` (support/fake-gh.mjs), and the module's rollback mark
+ * (dagger/src/commands/github.ts) over HTTP, both answered by one model of the Deployments API in
+ * its documented shapes (support/fake-github.mjs: auto_inactive, pagination). What is asserted is
+ * what the steps decide.
  */
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +11,9 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { beforeEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { markRolledBack, rollbackTarget } from "../dagger/src/commands/github.js";
 import { repoRoot } from "./support/database.js";
+import { serveGitHub } from "./support/fake-github.mjs";
 
 const REPO = "acme/shop";
 const sha = (c: string) => c.repeat(40);
@@ -24,7 +28,6 @@ const VERIFY = step("deploy.yml", "verify", (s) => s.id === "resolve");
 const RECORD = step("deploy.yml", "deploy", (s) => s.id === "record");
 const FACTS = step("deploy.yml", "deploy", (s) => s.id === "facts");
 const MARK = step("deploy.yml", "deploy", (s) => /^Mark the deploy record/.test(s.name ?? ""));
-const UNDO = step("rollback.yml", "rollback", (s) => /^Mark the release being undone/.test(s.name ?? ""));
 
 let dir = "";
 let stateFile = "";
@@ -56,7 +59,15 @@ async function deploy(environment: string, commit: string, dig: string, outcome:
 
 const verify = (env: Record<string, string>) =>
   run(VERIFY, { EVENT: "workflow_dispatch", RUN_REF: "refs/heads/main", INPUT_CANARY: "", INPUT_CANARY_STEP: "60", ALLOW_UNREVIEWED_PRODUCTION: "", ...env });
-const rollback = (environment: string, tag = "") => run(UNDO, { ENVIRONMENT: environment, TAG: tag, ACTOR: "oncall", RUN_ID: "77" });
+/** What `dagger call rollback --github-token … --operator=oncall --github-run=77` marks, over HTTP. */
+async function rollback(environment: string, tag = "") {
+  const api = await serveGitHub(stateFile, "127.0.0.1", "fake-token");
+  try {
+    return (await markRolledBack({ api: api.url, repository: REPO, token: "fake-token" }, environment, rollbackTarget(tag), "by oncall in run 77")).join("\n");
+  } finally {
+    await api.close();
+  }
+}
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "slipway-gate-"));
@@ -84,8 +95,7 @@ describe("the staging -> production gate (deploy.yml verify)", () => {
     await deploy("staging", sha("a"), digest("a"), "success");
     await deploy("staging", sha("b"), digest("b"), "success");
     const undo = await rollback("staging");
-    expect(undo.exitCode, undo.all).toBe(0);
-    expect(undo.all).toMatch(new RegExp(`marked deployment \\d+ \\(${sha("b")}, ${digest("b")}\\) rolled back`));
+    expect(undo).toMatch(new RegExp(`^marked GitHub deployment \\d+ \\(${sha("b")}, ${digest("b")}\\) rolled back$`));
     const refused = await verify({ INPUT_REF: sha("b") });
     expect(refused.exitCode).toBe(1);
     expect(refused.all).toMatch(new RegExp(`::error::${sha("b")} was rolled back on staging \\(rolled back: by oncall in run 77, `));
@@ -147,7 +157,7 @@ describe("the changelog and rollbacks (deploy.yml facts, rollback.yml)", () => {
   it("the changelog starts from the last successful deploy that was not rolled back", async () => {
     await deploy("production", sha("a"), digest("a"), "success");
     await deploy("production", sha("b"), digest("b"), "success");
-    expect((await rollback("production")).exitCode).toBe(0);
+    expect(await rollback("production")).toMatch(new RegExp(`^marked GitHub deployment \\d+ \\(${sha("b")}, `));
     await deploy("production", sha("f"), digest("f"), "failure");
     const facts = await run(FACTS, { SHA: sha("c"), ENVIRONMENT: "production", RUN_ID: "5" });
     expect(facts.exitCode, facts.all).toBe(0);
@@ -158,8 +168,7 @@ describe("the changelog and rollbacks (deploy.yml facts, rollback.yml)", () => {
     const a = await deploy("staging", sha("a"), digest("a"), "success");
     const b = await deploy("staging", sha("b"), digest("b"), "success");
     const c = await deploy("staging", sha("c"), digest("c"), "success");
-    const r = await rollback("staging", `${sha("a")}@${digest("a")}`);
-    expect(r.exitCode, r.all).toBe(0);
+    expect((await rollback("staging", `${sha("a")}@${digest("a")}`)).split("\n")).toHaveLength(2);
     const newest = (id: number) => state().deployments.find((d: any) => d.id === id).statuses.at(-1);
     expect([b, c].map((id) => [newest(id).state, newest(id).description])).toEqual([
       ["failure", "rolled back: by oncall in run 77"],
@@ -169,13 +178,55 @@ describe("the changelog and rollbacks (deploy.yml facts, rollback.yml)", () => {
     expect((await run("bash .github/scripts/deployments.sh current staging", {})).all.trim()).toMatch(new RegExp(`^${a} ${sha("a")} ${digest("a")}$`));
   });
 
-  it("a malformed environment or commit never reaches the API", async () => {
-    for (const args of ["mark-rolled-back 'prod;id' -", `mark-rolled-back staging 'abc;id'`, "passed-staging 'HEAD'"]) {
+  it("rollback.yml marks through `dagger call rollback` (the one writer of the mark), with the job's token and run", () => {
+    const job = workflow("rollback.yml").jobs.rollback;
+    const call = (job.steps as any[]).find((st) => /dagger --progress plain call/.test(st.run ?? "")).run as string;
+    expect(call).toMatch(/--github-token=env:GH_TOKEN --github-repository="\$REPO" --github-run="\$RUN_ID"/);
+    expect(job.env.GH_TOKEN).toBe("${{ github.token }}");
+    expect(job.permissions.deployments).toBe("write");
+    expect((job.steps as any[]).filter((st) => /deployments\/|statuses/.test(st.run ?? ""))).toEqual([]);
+  });
+
+  it("a rollback to a release this environment has no record of (deployed by hand) marks only the one serving", async () => {
+    const a = await deploy("production", sha("a"), digest("a"), "success");
+    const b = await deploy("production", sha("b"), digest("b"), "success");
+    expect(await rollback("production", sha("9"))).toMatch(new RegExp(`^marked GitHub deployment ${b} `));
+    expect(state().deployments.find((d: any) => d.id === a).statuses.at(-1).state).toBe("success");
+  });
+
+  it("more than a page of deployments: the gate and the mark follow GitHub's Link header", async () => {
+    const old = await deploy("staging", sha("a"), digest("a"), "success");
+    // 101 newer staging deployments: with 100 a page, the older commit's is on page 2.
+    const s = state();
+    for (let i = 0; i < 101; i++) {
+      const id = s.nextId++;
+      s.deployments.push({ ...s.deployments[0], id, sha: i.toString(16).padStart(40, "0"), statuses: [{ id: s.nextId++, state: "failure", created_at: "2026-12-01T01:00:00Z", description: "" }] });
+    }
+    writeFileSync(stateFile, JSON.stringify(s));
+    const r = await verify({ INPUT_REF: sha("a") });
+    expect(r.exitCode, r.all).toBe(0);
+    expect(r.outputs.digest).toBe(digest("a"));
+    const current = await run("bash .github/scripts/deployments.sh current staging", {});
+    expect(current.all.trim()).toBe(`${old} ${sha("a")} ${digest("a")}`);
+    // None of the 101 served: the mark walks to page 2 and undoes the older commit's.
+    expect(await rollback("staging")).toMatch(new RegExp(`^marked GitHub deployment ${old} `));
+    expect(calls().some((c) => /[?&]page=2\b/.test(c[1] ?? ""))).toBe(true);
+  });
+
+  it("a malformed environment, repository, API address or commit never reaches the API", async () => {
+    for (const args of ["current 'prod;id'", "passed-staging 'HEAD'"]) {
       const r = await run(`bash .github/scripts/deployments.sh ${args}`, {});
       expect(r.exitCode, args).toBe(1);
       expect(r.all.trim().split("\n"), args).toHaveLength(1);
       expect(r.all).toMatch(/::error::invalid (environment|commit SHA)/);
     }
+    const mark = (ctx: Partial<{ api: string; repository: string }>, environment: string) =>
+      markRolledBack({ api: "https://api.github.com", repository: REPO, token: "t", ...ctx }, environment, undefined, "x", () => {
+        throw new Error("reached the API");
+      });
+    await expect(mark({}, "prod;id")).rejects.toThrow(/^marking the GitHub deployment needs the environment/);
+    await expect(mark({ repository: "acme/shop;id" }, "staging")).rejects.toThrow(/^invalid GitHub repository "acme\/shop;id": use owner\/name/);
+    await expect(mark({ api: "http://api.example.com" }, "staging")).rejects.toThrow(/^invalid GitHub API URL .*use https:\/\//);
     expect(calls().filter((c) => c.length)).toEqual([]);
   });
 });

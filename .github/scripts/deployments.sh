@@ -1,21 +1,20 @@
 #!/usr/bin/env bash
-# The release gate's one reader and writer of GitHub's Deployments API (through `gh api`), for
-# deploy.yml and rollback.yml. What a deployment of ours (task deploy:slipway) says is decided by
-# its newest *decisive* status: success, failure or error. `inactive` is not one: GitHub adds it to
-# earlier deployments of a non-production environment when a newer one succeeds (auto_inactive),
-# which says nothing about whether that release was good. A rollback marks the deployment it undid
-# `failure` with a description starting "rolled back", so the gate refuses its digest.
+# The release gate's reader of GitHub's Deployments API (through `gh api`), for deploy.yml. What a
+# deployment of ours (task deploy:slipway) says is decided by its newest *decisive* status:
+# success, failure or error. `inactive` is not one: GitHub adds it to earlier deployments of a
+# non-production environment when a newer one succeeds (auto_inactive), which says nothing about
+# whether that release was good. A rollback marks the deployment it undid `failure` with a
+# description starting "rolled back" (`dagger call rollback --github-token …`, the one writer of
+# that mark: dagger/src/commands/github.ts), so the gate refuses its digest.
 #
 #   deployments.sh passed-staging SHA        # prints the digest of SHA that passed staging, or fails
 #   deployments.sh current ENV [EXCEPT_SHA]  # prints "id sha digest" of what ENV runs (nothing if none)
-#   deployments.sh mark-rolled-back ENV TO_SHA|- NOTE
-#                                            # marks what a rollback of ENV undid (down to TO_SHA)
-# Needs REPO (owner/name) and a GH_TOKEN that may read (write, to mark) deployments.
+# Needs REPO (owner/name) and a GH_TOKEN that may read deployments.
 set -euo pipefail
 
 TASK=deploy:slipway
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 fail() { echo "::error::$*" >&2; exit 1; }
 valid_sha() { [[ "$1" =~ ^[0-9a-f]{40}$ ]]; }
 valid_env() { [[ "$1" =~ ^[a-z][a-z0-9_-]{0,39}$ ]]; }
@@ -87,31 +86,11 @@ current() { # env [except_sha]
   done < <(list "$env")
 }
 
-# A rollback of ENV to TO_SHA (or "-", the release before) undid the deployments that ran after
-# it: the current one, and any other live one newer than TO_SHA's newest deployment.
-mark_rolled_back() { # env to_sha note
-  local env=$1 to=$2 note=$3 id dsha digest v marked=0
-  valid_env "$env" || fail "invalid environment '$env'"
-  [[ "$to" == - ]] || valid_sha "$to" || fail "invalid commit SHA '$to'"
-  while read -r id dsha digest; do
-    [[ -n "$id" ]] || continue
-    [[ "$dsha" != "$to" ]] || break
-    v=$(verdict "$id")
-    [[ "$v" == success$'\t'* ]] || continue
-    gh api "repos/$REPO/deployments/$id/statuses" -f state=failure -f "description=rolled back: ${note:0:120}" >/dev/null
-    echo "marked deployment $id ($dsha, $digest) rolled back"
-    marked=$((marked + 1))
-    [[ "$to" != - ]] || break
-  done < <(list "$env")
-  ((marked > 0)) || echo "no live deployment of $env to mark (nothing recorded through deploy.yml yet)"
-}
-
 main() {
   [[ "${1:-}" == -h || "${1:-}" == --help ]] || [[ -n "${REPO:-}" ]] || fail "REPO is not set (owner/name)"
   case "${1:-}" in
     passed-staging) passed_staging "${2:?SHA}" ;;
     current) valid_env "${2:-}" || fail "invalid environment '${2:-}'"; current "$2" "${3:-}" ;;
-    mark-rolled-back) mark_rolled_back "${2:?ENV}" "${3:?TO_SHA or -}" "${4:-}" ;;
     -h | --help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

@@ -9,6 +9,8 @@ import { randomUUID } from "node:crypto";
 import { argument, check, Container, dag, Directory, File, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, testSummary, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
 import { failureSummary, postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
+import { checkGitHub, markedRollback, markRolledBack, rollbackTarget } from "./commands/github.js";
+import { validatePerson } from "./commands/shell.js";
 import { hostResult, pinnedReference, releaseRef, resultSummary } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
 import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "./commands/ssh.js";
@@ -369,8 +371,10 @@ export class Slipway {
 
   /**
    * Roll the host back with `scripts/rollback.sh [tag]`: to the previous release in its history
-   * (the digest it ran), or to `tag`. Zero downtime, no migrations. With `smokeUrl`, the smoke
-   * test follows; with `slackWebhook`, the channel hears of it.
+   * (the digest it ran), or to `tag`. Zero downtime, no migrations. With `githubToken` and
+   * `githubRepository`, the GitHub deployment it undoes is marked "rolled back" first, so
+   * deploy.yml's gate refuses that digest. With `smokeUrl`, the smoke test follows; with
+   * `slackWebhook`, the channel hears of it.
    */
   @func({ cache: "never" })
   async rollback(
@@ -378,13 +382,23 @@ export class Slipway {
     tag?: string,
     smokeUrl = "",
     slackWebhook?: Secret,
+    /** The environment rolled back (staging, production): the release record, the notification and the GitHub deployment to mark. */
     environment = "",
     operator = "",
+    /** A GitHub token that may write deployments (env:GH_TOKEN; in a .env, env://GH_TOKEN); with it the undone deployment is marked. */
+    githubToken?: Secret,
+    /** owner/name of the repository whose deployments the gate reads ($GITHUB_REPOSITORY). */
+    githubRepository = "",
+    /** The Actions run doing this, for the mark's description. */
+    githubRun = "",
+    /** The REST API's base URL (GitHub Enterprise Server: https://HOST/api/v3). */
+    githubApi = "https://api.github.com",
   ): Promise<string> {
     const event = { action: "rollback", environment, release: tag ? releaseRef(tag) : "the previous release", operator } as const;
     this.connection();
+    const github = githubContext(githubToken, githubRepository, githubApi, environment, githubRun, operator);
     return this.notified(slackWebhook, event, async () => {
-      const out = await this.runHostScript({ dir: this.dir, script: "rollback", tag, operator, args: this.targetArgs() });
+      const out = await markedRollback(github && (() => github.mark(tag)), () => this.runHostScript({ dir: this.dir, script: "rollback", tag, operator, args: this.targetArgs() }));
       // The smoke test waits for the release the host says it rolled back to, then runs the journey.
       const back = hostResult(out)?.tag ?? "";
       return out + (await this.smokeOrRollBack(smokeUrl, 60, back, undefined));
@@ -551,6 +565,22 @@ export class Slipway {
     warnings.push(await post("success", result ? resultSummary(result) : undefined));
     return [out.trimEnd(), ...warnings.filter(Boolean)].join("\n");
   }
+}
+
+/**
+ * The GitHub side of a rollback, checked up front (one line naming what is wrong), or undefined
+ * when no token is given.
+ */
+function githubContext(token: Secret | undefined, repository: string, api: string, environment: string, run: string, operator: string) {
+  if (!token && !repository) return undefined;
+  if (!token) throw new Error("--github-repository needs --github-token (env:GH_TOKEN) to mark the undone deployment");
+  if (!/^\d{0,20}$/.test(run)) throw new Error(`invalid --github-run ${JSON.stringify(run)}: use the run's number ($GITHUB_RUN_ID)`);
+  checkGitHub({ api, repository, environment });
+  if (operator) validatePerson(operator);
+  const note = `by ${operator || "dagger call rollback"}${run ? ` in run ${run}` : ""}`;
+  return {
+    mark: async (tag?: string) => markRolledBack({ api, repository, token: await token.plaintext() }, environment, rollbackTarget(tag), note),
+  };
 }
 
 /** Non-empty lines of a multi-line argument. */
