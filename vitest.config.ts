@@ -10,7 +10,7 @@ export default defineConfig({
       {
         test: {
           name: "unit",
-          include: ["src/**/*.test.ts", "dagger/test/**/*.test.ts", "db/**/*.test.ts", "bench/**/*.test.ts", "swarm/**/*.test.ts", "proxy/**/*.test.ts"],
+          include: ["src/**/*.test.ts", "scripts/**/*.test.ts", "dagger/test/**/*.test.ts", "db/**/*.test.ts", "bench/**/*.test.ts", "swarm/**/*.test.ts", "proxy/**/*.test.ts"],
           testTimeout: 30_000,
           hookTimeout: 60_000,
         },

@@ -24,8 +24,21 @@ Options:
 USAGE
 }
 
+# pg_dump in the db service's container. 126: the runtime did not start the exec (a busy host);
+# nothing ran, so it is tried again.
+compose_pg_dump() { # user db
+  local attempt status
+  for attempt in 1 2 3; do
+    status=0
+    compose exec -T db pg_dump --clean --if-exists --no-owner --no-privileges -U "$1" -d "$2" || status=$?
+    ((status == 126 && attempt < 3)) || return "$status"
+    log "the database's exec did not start (attempt $attempt of 3); trying again"
+    sleep 1
+  done
+}
+
 main() {
-  local dir="$SLIPWAY_DIR/backups" keep="" db user stamp final partial size attempt status
+  local dir="$SLIPWAY_DIR/backups" keep="" db user final
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -44,43 +57,7 @@ main() {
   db=$(db_env POSTGRES_DB)
   user=$(db_env POSTGRES_USER)
   [[ -n "$db" && -n "$user" ]] || die "cannot read POSTGRES_DB and POSTGRES_USER from the db container (docker inspect); no backup was written"
-  umask 077
-  mkdir -p "$dir"
-  while :; do
-    stamp=$(date -u +%Y%m%dT%H%M%SZ)
-    final="$dir/$db-$stamp.sql"
-    [[ -e "$final" ]] || break
-    sleep 1
-  done
-  partial="$dir/.$db-$stamp.sql.partial"
-  step "dumping database $db to $final"
-  for attempt in 1 2 3; do
-    status=0
-    compose exec -T db pg_dump --clean --if-exists --no-owner --no-privileges -U "$user" -d "$db" >"$partial" || status=$?
-    # 126: the runtime did not start the exec (a busy host); nothing ran, so it is tried again.
-    ((status == 126 && attempt < 3)) || break
-    log "the database's exec did not start (attempt $attempt of 3); trying again"
-    sleep 1
-  done
-  if ((status != 0)); then
-    rm -f "$partial"
-    die "pg_dump failed; no backup was written (check: docker compose -f $COMPOSE_FILE_NAME logs db)"
-  fi
-  if ! dump_complete "$partial"; then
-    rm -f "$partial"
-    die "the dump ended early (no completion marker); no backup was written"
-  fi
-  mv "$partial" "$final"
-  size=$(wc -c <"$final")
-  step "backup complete: $final ($size bytes)"
-  if [[ -n "$keep" ]]; then
-    local -a old=()
-    mapfile -t old < <(find "$dir" -maxdepth 1 -name "$db-*.sql" -type f | sort | head -n "-$keep")
-    if ((${#old[@]} > 0)); then
-      rm -f "${old[@]}"
-      step "pruned ${#old[@]} old backup(s), kept the newest $keep"
-    fi
-  fi
+  final=$(write_dump "$dir" "$db" "$keep" "docker compose -f $COMPOSE_FILE_NAME logs db" compose_pg_dump "$user" "$db")
   CLEAN_EXIT=1
   echo "$final"
 }

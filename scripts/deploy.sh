@@ -219,9 +219,9 @@ swarm_main() { # ref timeout skip_backup bundle
 # The host's first release: nothing serves yet, so the whole stack starts with TAG.
 first_release() { # tag timeout previous_env_tag
   step "first release on this host: starting every service with $1"
-  env_set API_TAG "$1" API_SLOT a COMPOSE_PROFILES slot-a API_A_TAG "$1" MIGRATE_TAG "$1"
+  name_serving "$1" a MIGRATE_TAG "$1"
   if ! compose up -d --wait --wait-timeout "$2" >&2; then
-    env_set API_TAG "$3" API_A_TAG "$3" MIGRATE_TAG "$3"
+    name_serving "$3" a MIGRATE_TAG "$3"
     die "the stack did not come up healthy with $1; see: docker compose -f $COMPOSE_FILE_NAME logs"
   fi
 }

@@ -9,6 +9,9 @@
 # shellcheck disable=SC2034  # variables here are read by the scripts that source this file
 
 STACK_FILE_NAME=docker-stack.yml
+# Chosen once, here: what the shared code asks of the target (release_digest: a Swarm release is
+# the reference Swarm resolved, pinned; the manager's local images say nothing about it).
+RELEASE_TARGET=swarm
 
 stack_name() {
   local name
@@ -169,9 +172,6 @@ swarm_reconcile() {
     record_release "$action" "$running" "$(pin_ref "${last% *}" "${last#* }")" -
   fi
 }
-
-# The release digest as the history wants it: from the reference Swarm resolved.
-release_digest() { ref_digest "$1"; }
 
 swarm_deploy() { # ref timeout skip_backup
   local tag=$1 timeout=$2 skip_backup=$3 current result status=0

@@ -11,6 +11,8 @@ LOCK_FILE=${SLIPWAY_LOCK_FILE:-$SLIPWAY_DIR/.deploy.lock}
 # Every release operation's log, kept on the host: a dropped SSH link loses nothing.
 LOG_FILE=${SLIPWAY_LOG:-$SLIPWAY_DIR/slipway.log}
 SCRIPT_START=$(date +%s)
+# compose, or swarm once lib-swarm.sh is sourced (the scripts choose it once, from target_kind).
+RELEASE_TARGET=compose
 
 log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SCRIPT_NAME:-slipway}" "$*" >&2; }
 # A failure the script handled: the host is consistent, so the lock holder's note is cleared.
@@ -211,9 +213,12 @@ on_exit() { # exit_status
   [[ "${SCRIPT_NAME:-}" != deploy && "${SCRIPT_NAME:-}" != rollback ]] || result_line "$1"
 }
 
-# On a clean exit (success, or a failure die() handled), nothing is left half-done: clear the note.
+# On a clean exit (success, or a failure die() handled), nothing is left half-done: clear the
+# note, and the phase is idle again.
 release_lock_note() {
-  if [[ "${CLEAN_EXIT:-0}" == 1 ]]; then : 2>/dev/null >"$LOCK_FILE" || true; fi
+  [[ "${CLEAN_EXIT:-0}" == 1 ]] || return 0
+  : 2>/dev/null >"$LOCK_FILE" || true
+  [[ "$(current_phase)" == idle* ]] || enter_phase idle "$(env_get API_TAG)"
 }
 
 # The holder's note when the lock is free: an operation that was killed before it finished.
@@ -246,19 +251,25 @@ dump_complete() { tail -n 8 "$1" | grep -q '^-- PostgreSQL database dump complet
 # Parses --help/-h the same way in every script.
 wants_help() { local a; for a in "$@"; do [[ "$a" == "-h" || "$a" == "--help" ]] && return 0; done; return 1; }
 
-# The rest, one job a file in lib/ (settings, hooks, history, containers, the roll, the guard and
-# the canary, migrations, and the migration-rollback rehearsal).
+# The rest, one job a file in lib/ (settings, hooks, history, the release's phases, containers,
+# the roll, repair, the guard and the canary, migrations, and the migration-rollback rehearsal).
 SLIPWAY_LIB=$(dirname "${BASH_SOURCE[0]}")/lib
 # shellcheck source=scripts/lib/settings.sh
 source "$SLIPWAY_LIB/settings.sh"
 # shellcheck source=scripts/lib/hooks.sh
 source "$SLIPWAY_LIB/hooks.sh"
+# shellcheck source=scripts/lib/dump.sh
+source "$SLIPWAY_LIB/dump.sh"
 # shellcheck source=scripts/lib/history.sh
 source "$SLIPWAY_LIB/history.sh"
+# shellcheck source=scripts/lib/state.sh
+source "$SLIPWAY_LIB/state.sh"
 # shellcheck source=scripts/lib/containers.sh
 source "$SLIPWAY_LIB/containers.sh"
 # shellcheck source=scripts/lib/roll.sh
 source "$SLIPWAY_LIB/roll.sh"
+# shellcheck source=scripts/lib/reconcile.sh
+source "$SLIPWAY_LIB/reconcile.sh"
 # shellcheck source=scripts/lib/guard.sh
 source "$SLIPWAY_LIB/guard.sh"
 # shellcheck source=scripts/lib/migrations.sh

@@ -37,8 +37,8 @@ main() {
   dump_complete "$file" || die "'$file' is truncated or not a pg_dump file (no completion marker); nothing was changed"
   require_project
   [[ -n "$(compose ps -q db)" ]] || die "the db service is not running: start it with docker compose -f $COMPOSE_FILE_NAME up -d db"
-  db=$(compose exec -T db printenv POSTGRES_DB)
-  user=$(compose exec -T db printenv POSTGRES_USER)
+  db=$(db_env POSTGRES_DB)
+  user=$(db_env POSTGRES_USER)
   if ((!yes)); then
     [[ -t 0 ]] || die "refusing to restore without confirmation: re-run with --yes"
     read -r -p "Replace ALL data in database '$db' with $file? Type the database name to confirm: " answer

@@ -54,39 +54,25 @@ kpi() { # since
   done
 }
 
-# Prints one line per way the host differs from one consistent release; nothing when it is.
-drift() { # active_slot kept_container [canary: "SLOT PERCENT" from the proxy's route]
-  local active=$1 kept=$2 canary=${3:-} id env_slot env_tag pid holder note serving="" slot tag health name
-  local -a all=()
-  mapfile -t all < <(api_containers)
-  env_slot=$(env_get API_SLOT)
-  env_tag=$(env_get API_TAG)
-  [[ "${env_slot:-a}" == "$active" ]] || echo "the proxy serves slot $active but .env names slot ${env_slot:-a} (docker compose up -d would act on the wrong one)"
-  [[ "$(env_get COMPOSE_PROFILES)" == "slot-${env_slot:-a}" ]] || echo ".env's COMPOSE_PROFILES is '$(env_get COMPOSE_PROFILES)', not slot-${env_slot:-a}"
-  for id in "${all[@]}"; do
-    slot=$(container_slot "$id")
-    tag=$(container_ref "$id")
-    health=$(container_health "$id")
-    if [[ -z "$serving" && "$slot" == "$active" && "$health" == healthy ]]; then
-      serving=$id
-      [[ "$tag" == "$env_tag" ]] || echo "the serving container runs api:$tag but .env names api:$env_tag"
-    elif [[ "$id" != "$kept" ]]; then
-      echo "leftover api container: $(container_name "$id") slot $slot, api:$tag, $health"
-    fi
-  done
-  ((${#all[@]} == 0)) || [[ -n "$serving" ]] || echo "no healthy api container in the proxy's slot $active"
+# Prints one line per way the host differs from one consistent release; nothing when it is. The
+# container, proxy, .env and history lines are the repair plan's (PLAN: plan_repair's lines), so
+# status names exactly what the next command repairs.
+drift() { # plan
+  local plan=$1 action pid holder note
+  while read -r action; do
+    # shellcheck disable=SC2086  # an action is words
+    [[ -z "$action" ]] || drift_of_action $action
+  done <<<"$plan"
   if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
     holder=$(cat "$LOCK_FILE")
     pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$holder")
     if [[ -n "$pid" && ! -d "/proc/$pid" ]]; then
       echo "the deploy lock is held, but its holder (pid $pid) is dead: a process it started still holds it (fuser -v $LOCK_FILE)"
     fi
-  else
-    # No deploy runs, so no canary step does: an interrupted one left its share.
-    [[ -z "$canary" ]] || echo "the proxy still gives slot ${canary% *} ${canary#* } % of requests: a canary step an interrupted deploy left"
-    if note=$(interrupted_operation); then echo "an operation was interrupted before it finished: $note"; fi
+  elif note=$(interrupted_operation); then
+    echo "an operation was interrupted before it finished: $note"
   fi
-  for name in $(leftover_rehearsals); do echo "a migration rehearsal's copy of the database was left: $name"; done
+  for note in $(leftover_rehearsals); do echo "a migration rehearsal's copy of the database was left: $note (repair.sh and the next deploy drop it)"; done
 }
 
 # The release kept for rollback (see keep_old and kept_release in lib.sh), and what going back
@@ -139,6 +125,7 @@ main() {
   fi
   echo "release:   $(api_image):$(env_get API_TAG)"
   local slot route
+  echo "phase:     $(phase_line)"
   route=$(proxy_route)
   slot=${route%% *}
   [[ "$slot" == b ]] || slot=a
@@ -164,15 +151,26 @@ main() {
     echo "lock:      free"
   fi
   local -a problems=()
-  local found
-  # Not `< <(drift)`: a failing check there would pass for "no drift".
-  found=$(drift "$slot" "$kept" "$route") || found="the drift check itself failed (its error is above); do not trust 'none'"
-  [[ -z "$found" ]] || mapfile -t problems <<<"$found"
-  if ((${#problems[@]} == 0)); then
-    echo "drift:     none"
+  local found="" plan action
+  if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true && [[ -d "/proc/$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' "$LOCK_FILE")" ]]; then
+    # A roll in progress has two releases and a moving proxy by design: that is not drift.
+    echo "drift:     not judged while a release operation holds the lock"
   else
-    printf 'DRIFT:     %s\n' "${problems[@]}"
-    echo "repair:    scripts/repair.sh   (or any deploy/rollback, which repairs first)"
+    # Not `< <(…)`: a failing check there would pass for "no drift".
+    plan=$(observe_host "$(interrupted_operation || true)" | plan_repair) || plan="" found="the repair plan itself failed (its error is above); do not trust 'none'"
+    found=${found:-$(drift "$plan")} || found="the drift check itself failed (its error is above); do not trust 'none'"
+    [[ -z "$found" ]] || mapfile -t problems <<<"$found"
+    if ((${#problems[@]} == 0)); then
+      echo "drift:     none"
+    else
+      printf 'DRIFT:     %s\n' "${problems[@]}"
+      # The plan, word for word as the next command's "repair:" lines will say it.
+      while read -r action; do
+        # shellcheck disable=SC2086  # an action is words
+        [[ -z "$action" ]] || printf 'next:      %s\n' "$(describe_action $action)"
+      done <<<"$plan"
+      echo "repair:    scripts/repair.sh   (or any deploy/rollback, which repairs first)"
+    fi
   fi
   echo
   compose_all ps -a --format 'table {{.Service}}\t{{.Name}}\t{{.Image}}\t{{.Status}}'

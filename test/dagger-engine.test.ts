@@ -65,6 +65,7 @@ async function dbRepository(name: string, severity: string): Promise<string> {
 describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
   let cleanDb = "";
   let highDb = "";
+  // The scan's settings are the module's, given once before the function.
   const scanFlags = (db: string) => [`--db-repository=${db}`, "--db-repository-insecure"];
 
   beforeAll(async () => {
@@ -90,7 +91,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
   });
 
   it.skipIf(Boolean(hostSkip))("`dagger call ci` passes on the repo, scanning with the DB from the user's registry", async () => {
-    const r = await dagger(engine, ["call", "ci", ...scanFlags(cleanDb)]);
+    const r = await dagger(engine, ["call", ...scanFlags(cleanDb), "ci"]);
     expect(r.exitCode, r.all).toBe(0);
     expect(r.stdout).toMatch(/lint: passed/);
     expect(r.stdout).toMatch(/unit tests: passed \(.*\d+ passed/);
@@ -99,7 +100,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
   });
 
   it.skipIf(Boolean(hostSkip))("`dagger call ci` fails on a HIGH finding from that DB, naming it", async () => {
-    const r = await dagger(engine, ["call", "ci", ...scanFlags(highDb)]);
+    const r = await dagger(engine, ["call", ...scanFlags(highDb), "ci"]);
     expect(r.exitCode).not.toBe(0);
     expect(r.all).toMatch(/ci failed: scan\b/);
     expect(r.all).toMatch(/image blocked by the scan: 1 HIGH\/CRITICAL finding\(s\): CVE-2099-HIGH \(HIGH\) in zlib/);
@@ -107,7 +108,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
 
   it.skipIf(Boolean(hostSkip))("`dagger call scan` with a pre-warmed cache scans offline with that DB", async () => {
     // The HIGH DB pushed above, as a directory: no registry is asked.
-    const r = await dagger(engine, ["call", "scan", `--trivy-cache=${join(work, "db-high")}`]);
+    const r = await dagger(engine, ["call", `--trivy-cache=${join(work, "db-high")}`, "scan"]);
     expect(r.exitCode).not.toBe(0);
     expect(r.all).toMatch(/image blocked by the scan: 1 HIGH\/CRITICAL finding\(s\): CVE-2099-HIGH \(HIGH\) in zlib/);
     expect(r.all).toMatch(/--skip-db-update/);
@@ -118,7 +119,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       writeFileSync(join(d, "src/fixture-fails.test.ts"), 'import { expect, it } from "vitest";\nit("fixture: a broken promise", () => expect(1 + 1).toBe(3));\n');
       writeFileSync(join(d, "db/migrations/29990101000000_index_name.sql"), "-- migrate:up\nCREATE INDEX items_name_idx ON items (name);\n\n-- migrate:down\nDROP INDEX items_name_idx;\n");
     });
-    const r = await dagger(engine, ["call", "ci", ...scanFlags(cleanDb)], { cwd: dir });
+    const r = await dagger(engine, ["call", ...scanFlags(cleanDb), "ci"], { cwd: dir });
     expect(r.exitCode).not.toBe(0);
     // Every gate runs to its end: one run reports both reasons.
     expect(r.all).toMatch(/ci failed: lint, unit tests\b/);
@@ -143,8 +144,8 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
   it.skipIf(Boolean(hostSkip))("`dagger call publish` pushes the scanned image and returns it pinned by the digest the registry serves", async () => {
     const tag = `engine-${Date.now()}`;
     const r = await dagger(engine, [
-      "call", "publish", `--registry=${engine.engineRegistry}`, "--repository=slipway/api", "--username=ci",
-      "--password=env:SLIPWAY_TEST_REGISTRY_PASSWORD", `--tag=${tag}`, ...scanFlags(cleanDb),
+      "call", ...scanFlags(cleanDb), "publish", `--registry=${engine.engineRegistry}`, "--repository=slipway/api", "--username=ci",
+      "--password=env:SLIPWAY_TEST_REGISTRY_PASSWORD", `--tag=${tag}`,
     ], { env: { SLIPWAY_TEST_REGISTRY_PASSWORD: "unused-by-this-registry" } });
     expect(r.exitCode, r.all).toBe(0);
     const ref = r.stdout.trim().split("\n").at(-1)!;

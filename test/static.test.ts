@@ -138,6 +138,12 @@ describe("RUNBOOK.md", () => {
     expect(runbook).toMatch(/`\.deploy\.lock` in the deployment directory/);
   });
 
+  it("ends every numbered section with a check", () => {
+    const sections = runbook.split(/^## (?=\d+\. )/m).slice(1);
+    expect(sections.length).toBeGreaterThanOrEqual(10);
+    for (const section of sections) expect(section, section.split("\n")[0]).toMatch(/\*\*Check\*\*/);
+  });
+
   it("starts the rollback section with the button and `dagger call rollback`, and ends every branch with a check", () => {
     const section = runbook.slice(runbook.indexOf("## 2. Roll back"), runbook.indexOf("## 3."));
     expect(section.indexOf("rollback** → *Run workflow*")).toBeGreaterThan(0);

@@ -27,12 +27,12 @@ import {
 // Image defaults below are literals so `dagger functions` can show them; a test checks they
 // equal the pins in commands/ (and the Dockerfile and compose file).
 /** What `source` arguments leave out: dependencies, build output, secrets and host state. */
-const SOURCE_IGNORE = ["**/node_modules", "dist", ".git", ".env", ".testenv", "backups", "bench/results"];
+const SOURCE_IGNORE = ["**/node_modules", "dist", ".git", ".env", ".testenv", "backups", "bench/results", ".release-phase", ".deploy.lock"];
 const SSH_KEY = "/run/slipway/ssh_key";
 const KNOWN_HOSTS = "/run/slipway/known_hosts";
 const OUT = "/out";
 
-/** How a scan gets its vulnerability DB and which findings block; decided once per call. */
+/** How a scan gets its vulnerability DB and which findings block: the constructor's, given once. */
 interface ScanSettings {
   severity: string;
   ignoreUnfixed: boolean;
@@ -59,8 +59,19 @@ export class Slipway {
   dir: string;
   target: string;
   sshImage: string;
+  severity: string;
+  ignoreUnfixed: boolean;
+  dbRepository: string;
+  dbRepositoryInsecure: boolean;
+  trivyCache?: Directory;
+  trivyImage: string;
+  nodeImage: string;
+  postgresImage: string;
 
-  /** The host the release functions reach (README: "On-call setup"). */
+  /**
+   * The host the release functions reach (README: "On-call setup"), and the settings the build,
+   * test and scan functions share: each given once, before the function.
+   */
   constructor(
     /** The server to release to (DNS name or IP). */
     host = "",
@@ -76,6 +87,19 @@ export class Slipway {
     /** compose or swarm; empty: what the host's .env says (SLIPWAY_TARGET there). */
     target = "",
     sshImage = "alpine:3.22.2",
+    /** Comma-separated severities that fail the scan (and that its reports include). */
+    severity = "HIGH,CRITICAL",
+    /** Skip advisories that have no fixed version yet. */
+    ignoreUnfixed = true,
+    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
+    dbRepository = "",
+    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
+    dbRepositoryInsecure = false,
+    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
+    trivyCache?: Directory,
+    trivyImage = "aquasec/trivy:0.74.0",
+    nodeImage = "node:22.20.0-bookworm-slim",
+    postgresImage = "postgres:17.6-bookworm",
   ) {
     this.host = host;
     this.user = user;
@@ -85,6 +109,14 @@ export class Slipway {
     this.dir = dir;
     this.target = target;
     this.sshImage = sshImage;
+    this.severity = severity;
+    this.ignoreUnfixed = ignoreUnfixed;
+    this.dbRepository = dbRepository;
+    this.dbRepositoryInsecure = dbRepositoryInsecure;
+    this.trivyCache = trivyCache;
+    this.trivyImage = trivyImage;
+    this.nodeImage = nodeImage;
+    this.postgresImage = postgresImage;
   }
   /**
    * Build the API image from the repo's Dockerfile, with APP_VERSION baked in (GET /health reports it).
@@ -106,18 +138,16 @@ export class Slipway {
   async test(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
-    nodeImage = "node:22.20.0-bookworm-slim",
-    postgresImage = "postgres:17.6-bookworm",
   ): Promise<string> {
     const postgres = dag
       .container()
-      .from(postgresImage)
+      .from(this.postgresImage)
       .withEnvVariable("POSTGRES_USER", TEST_DB.user)
       .withEnvVariable("POSTGRES_PASSWORD", TEST_DB.password)
       .withEnvVariable("POSTGRES_DB", TEST_DB.database)
       .withExposedPort(5432)
       .asService();
-    return this.node(source, nodeImage)
+    return this.node(source)
       .withServiceBinding(TEST_DB.alias, postgres)
       .withEnvVariable("TEST_DATABASE_URL", testDatabaseUrl(TEST_DB.alias))
       .withExec(UNIT_TEST_COMMAND)
@@ -134,9 +164,8 @@ export class Slipway {
   async lint(
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
-    nodeImage = "node:22.20.0-bookworm-slim",
   ): Promise<string> {
-    let ctr = this.node(source, nodeImage);
+    let ctr = this.node(source);
     for (const command of LINT_COMMANDS) ctr = ctr.withExec(command);
     return ctr.stdout();
   }
@@ -151,10 +180,9 @@ export class Slipway {
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     since = "",
-    nodeImage = "node:22.20.0-bookworm-slim",
   ): File {
     const plan = "/tmp/migration-plan.sql";
-    return this.node(source, nodeImage).withExec(["node", "db/lint-migrations.mjs", "--plan", plan, "--since", since]).file(plan);
+    return this.node(source).withExec(["node", "db/lint-migrations.mjs", "--plan", plan, "--since", since]).file(plan);
   }
 
   /**
@@ -168,20 +196,8 @@ export class Slipway {
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     image?: Container,
-    /** Comma-separated severities that fail the scan. */
-    severity = "HIGH,CRITICAL",
-    /** Skip advisories that have no fixed version yet. */
-    ignoreUnfixed = true,
-    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
-    dbRepository = "",
-    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
-    dbRepositoryInsecure = false,
-    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
-    trivyCache?: Directory,
-    trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
-    const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
-    return this.gate(this.trivy(source, image ?? this.build(source), settings), severity);
+    return this.gate(this.trivy(source, image ?? this.build(source)));
   }
 
   /**
@@ -193,20 +209,9 @@ export class Slipway {
     @argument({ defaultPath: "/", ignore: SOURCE_IGNORE })
     source: Directory,
     image?: Container,
-    /** Comma-separated severities the reports include. */
-    severity = "HIGH,CRITICAL",
-    /** Skip advisories that have no fixed version yet. */
-    ignoreUnfixed = true,
-    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
-    dbRepository = "",
-    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
-    dbRepositoryInsecure = false,
-    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
-    trivyCache?: Directory,
-    trivyImage = "aquasec/trivy:0.74.0",
   ): Directory {
-    const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
-    return this.trivy(source, image ?? this.build(source), settings)
+    const { severity } = this;
+    return this.trivy(source, image ?? this.build(source))
       .withExec(["trivy", ...trivyConvertArgs({ severity, format: "sarif", output: `${OUT}/report.sarif`, gate: false }, `${OUT}/report.json`)])
       .withExec(["trivy", ...trivyConvertArgs({ severity, format: "table", output: `${OUT}/report.txt`, gate: false }, `${OUT}/report.json`)])
       .directory(OUT);
@@ -230,22 +235,10 @@ export class Slipway {
     password: Secret,
     /** Image tag to release, e.g. the commit SHA. */
     tag: string,
-    /** Comma-separated severities that fail the scan. */
-    severity = "HIGH,CRITICAL",
-    /** Skip advisories that have no fixed version yet. */
-    ignoreUnfixed = true,
-    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
-    dbRepository = "",
-    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
-    dbRepositoryInsecure = false,
-    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
-    trivyCache?: Directory,
-    trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
     const ref = imageReference(registry, repository, tag);
     const image = this.build(source, tag);
-    const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
-    await this.gate(this.trivy(source, image, settings), severity);
+    await this.gate(this.trivy(source, image));
     return pinnedReference(await image.withRegistryAuth(registry, username, password).publish(ref));
   }
 
@@ -262,32 +255,18 @@ export class Slipway {
     repository = "",
     username = "",
     password?: Secret,
-    /** Comma-separated severities that fail the scan. */
-    severity = "HIGH,CRITICAL",
-    /** Skip advisories that have no fixed version yet. */
-    ignoreUnfixed = true,
-    /** OCI repository of Trivy's vulnerability DB in your own registry (air-gapped or behind a proxy), e.g. registry.acme.internal/trivy-db:2. */
-    dbRepository = "",
-    /** Allow plain HTTP or an untrusted certificate for dbRepository. */
-    dbRepositoryInsecure = false,
-    /** A pre-warmed Trivy cache directory (holding db/trivy.db and db/metadata.json): scan offline with it, no download. */
-    trivyCache?: Directory,
-    nodeImage = "node:22.20.0-bookworm-slim",
-    postgresImage = "postgres:17.6-bookworm",
-    trivyImage = "aquasec/trivy:0.74.0",
   ): Promise<string> {
     const image = this.build(source, version);
-    const settings = { severity, ignoreUnfixed, dbRepository, dbRepositoryInsecure, trivyCache, trivyImage };
     // Every gate runs to its end, so one run reports every reason the commit is not releasable.
     const [lint, test, scan] = await Promise.allSettled([
-      this.lint(source, nodeImage),
-      this.test(source, nodeImage, postgresImage),
-      this.gate(this.trivy(source, image, settings), severity),
+      this.lint(source),
+      this.test(source),
+      this.gate(this.trivy(source, image)),
     ]);
     const failed = ciFailures({ lint, "unit tests": test, scan });
     if (failed) throw new Error(failed);
     const report = (scan as PromiseFulfilledResult<string>).value;
-    const lines = ["lint: passed", `unit tests: passed (${testSummary((test as PromiseFulfilledResult<string>).value)})`, `scan: passed (${severity})`];
+    const lines = ["lint: passed", `unit tests: passed (${testSummary((test as PromiseFulfilledResult<string>).value)})`, `scan: passed (${this.severity})`];
     if (registry && password) {
       const ref = imageReference(registry, repository, version);
       lines.push(`published: ${pinnedReference(await image.withRegistryAuth(registry, username, password).publish(ref))}`);
@@ -433,10 +412,10 @@ export class Slipway {
 
   // --- composition helpers (not exposed as functions) ---------------------------------
 
-  private node(source: Directory, nodeImage: string): Container {
+  private node(source: Directory): Container {
     return dag
       .container()
-      .from(nodeImage)
+      .from(this.nodeImage)
       .withMountedCache("/root/.npm", dag.cacheVolume("slipway-npm"))
       .withDirectory("/src", source)
       .withWorkdir("/src")
@@ -449,7 +428,8 @@ export class Slipway {
    * Runs the scan once to JSON; the table, SARIF and the gate are rendered from that report. The
    * source's trivy.yaml (if any) is Trivy's own config, read from the working directory.
    */
-  private trivy(source: Directory, image: Container, s: ScanSettings): Container {
+  private trivy(source: Directory, image: Container): Container {
+    const s: ScanSettings = this;
     const config = source.filter({ include: [".trivyignore", "trivy.yaml"] });
     let ctr = dag.container().from(s.trivyImage);
     ctr = s.trivyCache
@@ -488,7 +468,8 @@ export class Slipway {
   }
 
   /** Fails unless both Trivy's exit code and the JSON report say the image is clean. */
-  private async gate(scanned: Container, severity: string): Promise<string> {
+  private async gate(scanned: Container): Promise<string> {
+    const { severity } = this;
     const rendered = scanned.withExec(
       ["trivy", ...trivyConvertArgs({ severity, format: "table", gate: true }, `${OUT}/report.json`)],
       { expect: ReturnType.Any },

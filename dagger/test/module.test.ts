@@ -66,11 +66,15 @@ describe("the Dagger module as the engine sees it", () => {
 
   it("has the documented arguments and defaults", () => {
     expect(fns.build!.arguments.version!.defaultValue).toBe("dev");
-    expect(fns.scan!.arguments.severity!.defaultValue).toBe("HIGH,CRITICAL");
+    expect(ctor.arguments.severity!.defaultValue).toBe("HIGH,CRITICAL");
     expect(fns.scan!.arguments.image!.isOptional).toBe(true);
-    for (const name of ["scan", "scanReports", "publish", "ci"]) {
-      expect(fns[name]!.arguments.dbRepository!.defaultValue, name).toBe("");
-      expect(fns[name]!.arguments.trivyCache!.isOptional, name).toBe(true);
+    expect(ctor.arguments.dbRepository!.defaultValue).toBe("");
+    expect(ctor.arguments.trivyCache!.isOptional).toBe(true);
+    // The scan and image settings are given once, in the constructor: no function repeats them.
+    for (const [name, fn] of Object.entries(fns)) {
+      for (const shared of ["severity", "ignoreUnfixed", "dbRepository", "dbRepositoryInsecure", "trivyCache", "trivyImage", "nodeImage", "postgresImage"]) {
+        expect(fn.arguments[shared], `${name} ${shared}`).toBeUndefined();
+      }
     }
     expect(Object.keys(fns.deploy!.arguments)).toEqual([
       "source", "tag", "digest", "timeout", "guard", "canary", "canaryStep", "canaryMinRequests", "smokeUrl", "smokeWait", "slackWebhook",
@@ -91,7 +95,10 @@ describe("the Dagger module as the engine sees it", () => {
   });
 
   it("takes the host once, in the constructor, so on-call's rollback, status and kpi need no flags", () => {
-    expect(Object.keys(ctor.arguments)).toEqual(["host", "user", "sshKey", "knownHosts", "port", "dir", "target", "sshImage"]);
+    expect(Object.keys(ctor.arguments)).toEqual([
+      "host", "user", "sshKey", "knownHosts", "port", "dir", "target", "sshImage",
+      "severity", "ignoreUnfixed", "dbRepository", "dbRepositoryInsecure", "trivyCache", "trivyImage", "nodeImage", "postgresImage",
+    ]);
     for (const [name, arg] of Object.entries(ctor.arguments)) expect(arg.isOptional || arg.defaultValue !== undefined, name).toBe(true);
     for (const name of ["rollback", "status", "kpi", "backup"]) {
       const required = Object.entries(fns[name]!.arguments).filter(([, a]) => !a.isOptional && a.defaultValue === undefined);
@@ -102,11 +109,10 @@ describe("the Dagger module as the engine sees it", () => {
   });
 
   it("pins the same images as commands/, the Dockerfile and the compose file", () => {
-    const defaults = (key: string) => new Set(Object.values(fns).map((f) => f.arguments[key]?.defaultValue).filter(Boolean));
-    expect(defaults("nodeImage")).toEqual(new Set([IMAGES.node]));
-    expect(defaults("postgresImage")).toEqual(new Set([IMAGES.postgres]));
+    expect(ctor.arguments.nodeImage!.defaultValue).toBe(IMAGES.node);
+    expect(ctor.arguments.postgresImage!.defaultValue).toBe(IMAGES.postgres);
     expect(ctor.arguments.sshImage!.defaultValue).toBe(IMAGES.ssh);
-    expect(defaults("trivyImage")).toEqual(new Set([TRIVY_IMAGE]));
+    expect(ctor.arguments.trivyImage!.defaultValue).toBe(TRIVY_IMAGE);
     expect(readFileSync(join(repo, "Dockerfile"), "utf8")).toContain(`ARG NODE_IMAGE=${IMAGES.node}`);
     expect(readFileSync(join(repo, "docker-compose.prod.yml"), "utf8")).toContain(`\${POSTGRES_IMAGE:-${IMAGES.postgres}}`);
   });

@@ -21,16 +21,6 @@ api_containers() {
     | awk '$2 == "api-a" || $2 == "api-b"' | sort -s -k2,2 | cut -d' ' -f1
 }
 
-# "ID SLOT HEALTH" for each container given, in one `docker inspect` (HEALTH as container_health).
-container_states() { # id...
-  (($# > 0)) || return 0
-  # IDs as `docker ps` prints them (12 digits): one that vanished meanwhile is just not listed.
-  # `index`, not `.State.Health`: inspecting several objects formats a map, where a missing key
-  # (a container with no health check) is an error that would drop every line.
-  docker inspect -f '{{slice .Id 0 12}} {{index .Config.Labels "com.docker.compose.service"}} {{with index .State "Health"}}{{.Status}}{{else}}{{.State.Status}}{{end}}' "$@" 2>/dev/null \
-    | sed 's/ api-\([ab]\) / \1 /'
-}
-
 other_slot() { [[ "$1" == a ]] && echo b || echo a; }
 
 remove_slot() { # slot: force-removes its containers, if any
@@ -88,11 +78,13 @@ image_digest() { # image reference
     | awk -v repo="$(api_image)@" 'index($0, repo) == 1 { print substr($0, length(repo) + 1); exit }'
 }
 
-# The digest a release reference runs: the one it pins, or its image's registry digest.
+# The digest a release reference runs: the one it pins, or (on Compose) its local image's
+# registry digest. A Swarm release is always recorded pinned: its digest is the one it names.
 release_digest() { # ref
   local digest
   digest=$(ref_digest "$1")
-  echo "${digest:-$(image_digest "$(api_image):$1")}"
+  [[ -n "$digest" || "$RELEASE_TARGET" == swarm ]] || digest=$(image_digest "$(api_image):$1")
+  echo "$digest"
 }
 
 # GET /health through the proxy, from inside the proxy container (no host port or curl needed).

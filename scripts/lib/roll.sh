@@ -1,4 +1,4 @@
-# Sourced by lib.sh: the roll from one release to another (roll_to) with its guard window and canary steps, taking it back, and repairing what a cut-off one left (reconcile).
+# Sourced by lib.sh: the roll from one release to another (roll_to) with its guard window and canary steps, and taking it back.
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # variables here are read by the scripts that source lib.sh
 
@@ -28,6 +28,7 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
   if [[ -n "$canary" ]] && ! { ((${#old[@]} > 0)) && [[ "$(container_health "${old[0]}")" == healthy ]]; }; then
     die "--canary needs a healthy release serving beside the new one, and slot $old_slot has none; nothing was changed: deploy without --canary"
   fi
+  enter_phase started "$tag"
   new=$(switchable_container "$tag")
   if [[ -n "$new" ]]; then
     name=$(container_name "$new")
@@ -64,9 +65,11 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
     docker rm -f "$new" >/dev/null
     die "api:$tag never became healthy within ${timeout}s; removed $name, the old release keeps serving and nothing was recorded"
   fi
+  enter_phase healthy "$tag"
   [[ -z "$canary" ]] || canary_steps "$canary" "$5" "$6"
   step "recording api:$tag (slot $slot) in .env before the switch"
-  if ! env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"; then
+  enter_phase switched "$tag"
+  if ! name_serving "$tag" "$slot"; then
     docker rm -f "$new" >/dev/null
     die "cannot write .env (disk full?); removed $name, the old release keeps serving"
   fi
@@ -80,10 +83,12 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
     undo_roll "the proxy reached '${served:-nothing}', not $name; switched back"
   fi
   if ((guard > 0 && ${#old[@]} > 0)); then
+    enter_phase guarding "$tag"
     step "guard: watching what users get from $name for ${guard}s; the old release stays warm in slot $old_slot"
     guard_window "$slot" "$guard" "$switched" "$(proxy_figures "$old_slot" "$started" "$switched" | cut -d' ' -f3)" \
       || guard_revert "$GUARD_VERDICT"
   fi
+  enter_phase keeping "$tag"
   step "proxy reaches $name (api:$tag); $(keep_old "${old[@]}")"
 }
 
@@ -100,79 +105,13 @@ take_back() { # action verdict refused_message   (roll_to's locals: tag new old_
 }
 
 # Before the switch went through: .env names the old release again, then the new container goes.
-undo_roll() { # why   (roll_to's locals: prev_tag old_slot new name)
-  if ! env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot"; then
+undo_roll() { # why   (roll_to's locals: tag prev_tag old_slot new name)
+  enter_phase reverting "$tag"
+  if ! name_serving "$prev_tag" "$old_slot"; then
     log "warning: could not restore .env; scripts/repair.sh will"
   fi
   docker rm -f "$new" >/dev/null
   die "$1; removed $name, the old release keeps serving"
-}
-
-# Brings the host back to one consistent release after an interrupted operation (a kill, a
-# dropped link, a crash): the proxy points at a slot with a healthy container, .env names it (so
-# `docker compose up -d` keeps it), the history records it, and the other slot holds nothing but
-# the release before it, kept as keep_old keeps it. Does nothing on a consistent host. Runs under
-# the deploy lock.
-reconcile() {
-  local id active canary="" slot serving="" tag last action kept="" previous active_fd state state_slot health
-  local -a all=() states=()
-  mapfile -t all < <(api_containers)
-  ((${#all[@]} > 0)) || return 0
-  # The proxy is asked while the containers are inspected: a deploy waits on both.
-  exec {active_fd}< <(proxy_route)
-  mapfile -t states < <(container_states "${all[@]}")
-  read -r active canary <&"$active_fd" || active=a
-  exec {active_fd}<&-
-  [[ "$active" == b ]] || active=a
-  # The slot .env names first: .env moves to a new release only once it is healthy, so a roll
-  # killed after that point is carried forward, as `docker compose up -d` would.
-  for slot in $(printf '%s\n' "$(env_slot)" "$active" "$(other_slot "$active")" | awk '!seen[$0]++'); do
-    for state in "${states[@]}"; do
-      read -r id state_slot health <<<"$state"
-      [[ -z "$serving" && "$state_slot" == "$slot" && "$health" == healthy ]] && serving=$id
-    done
-  done
-  if [[ -z "$serving" ]]; then
-    log "repair: no api container is healthy; nothing to keep, so nothing is removed"
-    return 0
-  fi
-  slot=$(container_slot "$serving")
-  if [[ "$slot" != "$active" ]]; then
-    step "repair: the proxy's slot $active is not the release .env names; pointing the proxy at slot $slot ($(container_name "$serving"))"
-    switch_proxy "$slot" || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
-  elif [[ -n "$canary" ]]; then
-    # A canary step was cut off: .env still names the stable release, which takes it all back.
-    step "repair: the proxy still gave a canary share (slot ${canary% *}: ${canary#* } %) that an interrupted deploy left; sending everything to slot $slot"
-    switch_proxy "$slot" || die "the proxy refused slot $slot; see docker compose -f $COMPOSE_FILE_NAME logs proxy"
-  fi
-  tag=$(container_ref "$serving")
-  if [[ "$(env_get API_TAG)" != "$tag" || "$(env_get API_SLOT)" != "$slot" || "$(env_get COMPOSE_PROFILES)" != "slot-$slot" ]]; then
-    step "repair: .env named api:$(env_get API_TAG) in slot $(env_get API_SLOT), but api:$tag in slot $slot serves; recording that"
-    env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag"
-  fi
-  last=$(history_entries | tail -n 1 | cut -f3,4 | tr '\t' ' ')
-  if ! same_release "$(pin_ref "${last% *}" "${last#* }")" "$tag"; then
-    # The operation that switched to TAG was killed before it wrote its record.
-    action=repair
-    [[ "${INTERRUPTED:-}" =~ op=(deploy|rollback):"$tag"( |$) ]] && action=${BASH_REMATCH[1]}
-    step "repair: recording the $action of $tag that was interrupted before its record"
-    record_release "$action" "$tag" "$(pin_ref "${last% *}" "${last#* }")"
-  fi
-  # What a finished operation would have kept, healthy or stopped, in the other slot.
-  previous=$(kept_release "$tag")
-  for id in "${all[@]}"; do
-    [[ "$id" == "$serving" ]] && continue
-    if [[ -z "$kept" && -n "$previous" && "$(container_slot "$id")" != "$slot" ]] && keepable "$id" "$previous"; then
-      kept=$id
-      continue
-    fi
-    step "repair: removing leftover api container $(container_name "$id") (slot $(container_slot "$id"), api:$(container_ref "$id"), $(container_health "$id"))"
-    docker stop -t 30 "$id" >/dev/null 2>&1 || true
-    docker rm -f "$id" >/dev/null
-  done
-  if [[ -n "$kept" && "$(keep_previous)" != warm ]] && container_running "$kept"; then
-    step "repair: $(keep_old "$kept")"
-  fi
 }
 
 # The guard failed: the old release, still running in its slot, takes the traffic back (a file
@@ -181,7 +120,8 @@ reconcile() {
 guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_tag)
   # .env first, before anything else (even a log line): killed after it, the next command's
   # repair keeps what .env names, the old release, and switches the proxy to it.
-  env_set API_TAG "$prev_tag" API_SLOT "$old_slot" COMPOSE_PROFILES "slot-$old_slot" \
+  enter_phase reverting "$tag"
+  name_serving "$prev_tag" "$old_slot" \
     || log "warning: could not write .env (disk full?): it still names $tag, which scripts/repair.sh would restore; free space, then run scripts/rollback.sh $prev_tag"
   step "guard: $1; .env names $prev_tag again; switching the proxy back to slot $old_slot"
   take_back guard-rollback "$1" "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
@@ -199,6 +139,7 @@ canary_steps() { # steps seconds min_requests   (roll_to's locals: tag slot new 
   local pct out
   for pct in ${1//,/ }; do
     step "canary: $name (api:$tag) takes $pct % of new requests for ${2}s; $prev_tag in slot $old_slot serves the rest"
+    enter_phase canary "$tag" "$pct"
     out=$(proxy_exec slipway-upstream --canary "$slot" "$pct" 2>&1) || canary_revert "the proxy refused the canary share ($out)"
     printf '%s\n' "$out" >&2
     canary_step "$pct" "$2" "$3" || canary_revert "$CANARY_VERDICT"
@@ -260,6 +201,7 @@ canary_step() { # percent seconds min_requests   (roll_to's locals: slot old_slo
 # file write, no container start), the canary container goes, and the history records a
 # canary-rollback with the figures. Exits non-zero.
 canary_revert() { # verdict   (roll_to's locals: tag new name old_slot prev_tag)
+  enter_phase reverting "$tag"
   step "canary: $1; sending every request to slot $old_slot ($prev_tag) again"
   take_back canary-rollback "$1" "the canary failed ($1) but the proxy refused slot $old_slot; run scripts/repair.sh now"
   die "canary rolled back automatically: $1; $prev_tag serves every request again and $name was removed"

@@ -49,26 +49,16 @@ db_psql() { # [db] [psql options...]
     -c 'IFS= read -r PGPASSWORD; export PGPASSWORD; exec psql -X -At "$@"' sh "$@"
 }
 
-# A pre-deploy dump, as backup.sh writes one, from a one-off postgres container on the network.
+# A pre-deploy dump, as backup.sh writes one (write_dump), from a one-off postgres container on
+# the stack's network.
 swarm_backup() { # -> prints the dump's path
-  local dir=${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups} keep=${SLIPWAY_BACKUP_KEEP:-10} user db final partial image
-  user=$(pg_user)
-  db=$(pg_db)
-  image=$(postgres_image)
-  (umask 077 && mkdir -p "$dir")
-  final="$dir/$db-$(date -u +%Y%m%dT%H%M%SZ).sql"
-  partial="$dir/.${final##*/}.partial"
-  step "dumping database $db to $final (a one-off $image on $(stack_network))"
+  write_dump "${SLIPWAY_BACKUP_DIR:-$SLIPWAY_DIR/backups}" "$(pg_db)" "${SLIPWAY_BACKUP_KEEP:-10}" \
+    "docker service logs $(stack_name)_db" swarm_pg_dump "$(pg_user)" "$(pg_db)" "$(postgres_image)"
+}
+
+swarm_pg_dump() { # user db image
   # shellcheck disable=SC2016  # expanded by the container's shell
-  if ! env_get POSTGRES_PASSWORD | (umask 077 && docker run --rm -i --network "$(stack_network)" \
-    -e "PGUSER=$user" -e "PGDATABASE=$db" -e PGHOST=db --user postgres --entrypoint sh "$image" \
-    -c 'IFS= read -r PGPASSWORD; export PGPASSWORD; exec pg_dump --clean --if-exists --no-owner --no-privileges' >"$partial"); then
-    rm -f "$partial"
-    die "pg_dump failed; no backup was written and nothing was deployed (check: docker service logs $(stack_name)_db)"
-  fi
-  dump_complete "$partial" || { rm -f "$partial"; die "the dump ended early (no completion marker); nothing was deployed"; }
-  mv "$partial" "$final"
-  find "$dir" -maxdepth 1 -name "$db-*.sql" -type f | sort | head -n "-$keep" | xargs -r rm -f
-  step "backup complete: $final ($(wc -c <"$final") bytes)"
-  echo "$final"
+  env_get POSTGRES_PASSWORD | docker run --rm -i --network "$(stack_network)" \
+    -e "PGUSER=$1" -e "PGDATABASE=$2" -e PGHOST=db --user postgres --entrypoint sh "$3" \
+    -c 'IFS= read -r PGPASSWORD; export PGPASSWORD; exec pg_dump --clean --if-exists --no-owner --no-privileges'
 }

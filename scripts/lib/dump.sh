@@ -1,0 +1,41 @@
+# Sourced by lib.sh: a database dump written whole or not at all, for backup.sh and the Swarm target's pre-deploy backup.
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # variables here are read by the scripts that source lib.sh
+
+# Runs DUMP_COMMAND (pg_dump, however the target reaches the database) into a hidden partial file
+# in DIR, mode 600; renames it to DIR/DB-<UTC yyyymmddThhmmssZ>.sql only when pg_dump's completion
+# marker is there, so a file with the final name is always whole; then, with KEEP, deletes all but
+# the newest KEEP dumps of DB. Prints the dump's path. A failure removes the partial file and dies
+# naming HINT (where to look).
+write_dump() { # dir db keep hint dump_command...
+  local dir=$1 db=$2 keep=$3 hint=$4 stamp final partial
+  shift 4
+  (umask 077 && mkdir -p "$dir") || die "cannot create $dir; no backup was written"
+  while :; do
+    stamp=$(date -u +%Y%m%dT%H%M%SZ)
+    final="$dir/$db-$stamp.sql"
+    [[ -e "$final" ]] || break
+    sleep 1
+  done
+  partial="$dir/.$db-$stamp.sql.partial"
+  step "dumping database $db to $final"
+  if ! (umask 077 && "$@" >"$partial"); then
+    rm -f "$partial"
+    die "pg_dump failed; no backup was written (check: $hint)"
+  fi
+  if ! dump_complete "$partial"; then
+    rm -f "$partial"
+    die "the dump ended early (no completion marker); no backup was written"
+  fi
+  mv "$partial" "$final"
+  step "backup complete: $final ($(wc -c <"$final") bytes)"
+  if [[ -n "$keep" ]]; then
+    local -a old=()
+    mapfile -t old < <(find "$dir" -maxdepth 1 -name "$db-*.sql" -type f | sort | head -n "-$keep")
+    if ((${#old[@]} > 0)); then
+      rm -f "${old[@]}"
+      step "pruned ${#old[@]} old backup(s), kept the newest $keep"
+    fi
+  fi
+  echo "$final"
+}
