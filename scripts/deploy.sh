@@ -65,20 +65,24 @@ Environment: SLIPWAY_DIR, SLIPWAY_HISTORY, SLIPWAY_LOCK_FILE (.deploy.lock), SLI
 USAGE
 }
 
-# Refuses bad canary options before anything runs: rising whole percents from 1 to 99.
+# Refuses bad canary options before anything runs, by lib/contract.sh's rules (the module's too).
 require_canary() { # steps step_seconds min_requests
   local pct last=0
   if [[ -z "$1" ]]; then
     [[ -z "$2$3" ]] || die "--canary-step and --canary-min-requests need --canary STEPS (e.g. --canary 10,50)"
     return 0
   fi
-  [[ "$1" =~ ^[0-9]{1,2}(,[0-9]{1,2}){0,9}$ ]] || die "invalid --canary '$1': use rising percents from 1 to 99, comma-separated, e.g. 10,50 (100 follows)"
+  [[ "$1" =~ $CANARY_STEPS_PATTERN ]] || die "invalid --canary '$1': use rising percents from 1 to 99, comma-separated, e.g. 10,50 (100 follows)"
   for pct in ${1//,/ }; do
     ((10#$pct > last)) || die "invalid --canary '$1': each step must be above the one before, from 1 to 99, e.g. 10,50"
     last=$((10#$pct))
   done
-  [[ -z "$2" ]] || require_positive_int --canary-step "$2"
-  [[ -z "$3" || "$3" =~ ^[0-9]{1,6}$ ]] || die "invalid --canary-min-requests '$3': use a whole number (0 judges whatever traffic came)"
+  if [[ -n "$2" ]]; then
+    require_positive_int --canary-step "$2"
+    ((10#$2 <= CANARY_STEP_SECONDS_MAX)) || die "invalid --canary-step '$2': use seconds from 1 to $CANARY_STEP_SECONDS_MAX"
+  fi
+  [[ -z "$3" ]] || { [[ "$3" =~ ^[0-9]{1,9}$ ]] && ((10#$3 <= CANARY_MIN_REQUESTS_MAX)); } \
+    || die "invalid --canary-min-requests '$3': use a whole number up to $CANARY_MIN_REQUESTS_MAX (0 judges whatever traffic came)"
 }
 
 main() {
@@ -105,7 +109,7 @@ main() {
   done
   [[ -n "$tag" ]] || die "missing <tag>; usage: scripts/deploy.sh [options] <tag>[@sha256:<digest>]"
   if [[ -n "$digest" ]]; then
-    [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]] || die "invalid --digest '$digest': use sha256:<64 lowercase hex digits>, as ci prints it"
+    [[ "$digest" =~ $DIGEST_PATTERN ]] || die "invalid --digest '$digest': use sha256:<64 lowercase hex digits>, as ci prints it"
     [[ "$tag" != *@* || "${tag#*@}" == "$digest" ]] || die "$tag and --digest $digest pin different digests; give one"
     tag="$(ref_tag "$tag")@$digest"
   fi
@@ -193,7 +197,7 @@ main() {
       fi
     fi
     [[ -n "$guard" ]] || guard=$(env_number GUARD_SECONDS 30)
-    roll_to "$tag" "$timeout" "${guard%.*}" "$canary" "${canary_step:-60}" "${canary_min:-20}"
+    roll_to "$tag" "$timeout" "${guard%.*}" "$canary" "${canary_step:-$CANARY_STEP_SECONDS_DEFAULT}" "${canary_min:-$CANARY_MIN_REQUESTS_DEFAULT}"
   fi
 
   finish_release deploy "$tag" "$current" "${MIGRATIONS_APPLIED:--}"

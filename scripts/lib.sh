@@ -61,7 +61,7 @@ step() { log "[$(elapsed)] $*"; }
 # A release reference (nothing else reaches a shell): Docker's tag grammar, or a tag pinned to the registry digest of the image it named when
 # it was tested (v2@sha256:...), which docker and compose pull and run exactly, whatever the tag
 # points at by then. .env's API_TAG holds the reference.
-valid_ref() { [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$ ]]; }
+valid_ref() { [[ "$1" =~ $REF_PATTERN ]]; }
 require_ref() {
   valid_ref "$1" || die "invalid tag '$1': use letters, digits, '_', '.', '-' (max 128, not starting with '.' or '-'), e.g. v1.2.3, optionally pinned as v1.2.3@sha256:<64 hex digits>"
 }
@@ -69,7 +69,7 @@ ref_tag() { echo "${1%%@*}"; }
 ref_digest() { if [[ "$1" == *@* ]]; then echo "${1#*@}"; fi; }
 # TAG@DIGEST, or TAG when there is no digest ("" or "-").
 pin_ref() { # tag digest
-  if [[ "${2:-}" =~ ^sha256:[0-9a-f]{64}$ ]]; then echo "$1@$2"; else echo "$1"; fi
+  if [[ "${2:-}" =~ $DIGEST_PATTERN ]]; then echo "$1@$2"; else echo "$1"; fi
 }
 # Whether two references name the same release: same tag, and the same digest where both pin one.
 same_release() { # ref ref
@@ -148,12 +148,9 @@ env_set() { # KEY VALUE [KEY VALUE ...]
   mv "$tmp" "$file" || { rm -f "$tmp"; return 1; }
 }
 
-# What deploy ships and installs (the Dagger module's DEPLOY_BUNDLE); never .env or host state.
-BUNDLE_ENTRIES=(docker-compose.prod.yml docker-stack.yml .env.example RUNBOOK.md scripts proxy hooks)
-
-# Installs the bundle staged in DIR (relative to SLIPWAY_DIR) in place, file by file with rename,
-# so every file is whole, old or new; then drops the staging directory and any stale ones a cut-off
-# transfer left. Runs under the deploy lock, after the tag validated.
+# Installs the bundle staged in DIR (relative to SLIPWAY_DIR; its entries: BUNDLE_ENTRIES in
+# lib/contract.sh) in place, file by file with rename, so every file is whole, old or new; then
+# drops the staging directory and any stale ones a cut-off transfer left. Runs under the deploy lock, after the tag validated.
 install_bundle() { # dir
   local staged="$SLIPWAY_DIR/$1" entry file
   [[ -d "$staged" ]] || die "no staged bundle at $staged: ship it again (dagger call deploy does); nothing was changed"
@@ -254,6 +251,8 @@ wants_help() { local a; for a in "$@"; do [[ "$a" == "-h" || "$a" == "--help" ]]
 # The rest, one job a file in lib/ (settings, hooks, history, the release's phases, containers,
 # the roll, repair, the guard and the canary, migrations, and the migration-rollback rehearsal).
 SLIPWAY_LIB=$(dirname "${BASH_SOURCE[0]}")/lib
+# shellcheck source=scripts/lib/contract.sh
+source "$SLIPWAY_LIB/contract.sh"
 # shellcheck source=scripts/lib/settings.sh
 source "$SLIPWAY_LIB/settings.sh"
 # shellcheck source=scripts/lib/hooks.sh

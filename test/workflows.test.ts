@@ -118,9 +118,11 @@ describe("workflows", () => {
     const deploy = wf("deploy.yml");
     expect(Object.keys(deploy.on.workflow_dispatch.inputs)).toEqual(expect.arrayContaining(["canary", "canary_step"]));
     const resolve = (deploy.jobs.verify.steps as any[]).find((s) => s.id === "resolve").run as string;
-    // The validator itself, run by bash on good and bad values.
+    // The validator itself, with the rules it sources (scripts/lib/contract.sh), run by bash on good and bad values.
+    expect(resolve).toContain("source scripts/lib/contract.sh");
+    expect(deploy.jobs.verify.steps[0].with["sparse-checkout"]).toContain("scripts/lib");
     const validator = resolve.match(/^ *valid_canary\(\) \{\n[\s\S]*?\n *\}$/m)![0];
-    const valid = async (v: string) => (await execa("bash", ["-c", `${validator}\nvalid_canary "$1"`, "check", v], { reject: false })).exitCode === 0;
+    const valid = async (v: string) => (await execa("bash", ["-c", `source scripts/lib/contract.sh\n${validator}\nvalid_canary "$1"`, "check", v], { reject: false, cwd: repoRoot })).exitCode === 0;
     for (const good of ["10", "10,50", "1,2,99"]) expect(await valid(good), good).toBe(true);
     for (const bad of ["50,10", "0,10", "100", "10,10", "10,", "10;id", "$(id)", "10 50"]) expect(await valid(bad), bad).toBe(false);
     expect(resolve).toMatch(/valid_canary "\$canary" \|\| fail/);

@@ -429,7 +429,7 @@ export class Slipway {
    * source's trivy.yaml (if any) is Trivy's own config, read from the working directory.
    */
   private trivy(source: Directory, image: Container): Container {
-    const s: ScanSettings = this;
+    const s: ScanSettings = { severity: this.severity, ignoreUnfixed: this.ignoreUnfixed, dbRepository: this.dbRepository, dbRepositoryInsecure: this.dbRepositoryInsecure, trivyCache: this.trivyCache, trivyImage: this.trivyImage };
     const config = source.filter({ include: [".trivyignore", "trivy.yaml"] });
     let ctr = dag.container().from(s.trivyImage);
     ctr = s.trivyCache

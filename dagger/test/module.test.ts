@@ -15,6 +15,7 @@ import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
 import { IMAGES, LINT_COMMANDS, UNIT_TEST_COMMAND } from "../src/commands/pipeline.js";
 import { TRIVY_IMAGE } from "../src/commands/trivy.js";
+import { CANARY_MIN_REQUESTS_DEFAULT, CANARY_STEP_SECONDS_DEFAULT } from "../src/commands/contract.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const src = join(repo, "dagger/src");
@@ -81,6 +82,9 @@ describe("the Dagger module as the engine sees it", () => {
       "environment", "operator", "approver", "commit", "author", "changelog",
     ]);
     expect(fns.deploy!.arguments.digest!.description).toMatch(/runs exactly that image/);
+    // `dagger functions` shows literal defaults; they are the contract's (scripts/lib/contract.sh).
+    expect(String(fns.deploy!.arguments.canaryStep!.defaultValue)).toBe(String(CANARY_STEP_SECONDS_DEFAULT));
+    expect(String(fns.deploy!.arguments.canaryMinRequests!.defaultValue)).toBe(String(CANARY_MIN_REQUESTS_DEFAULT));
     expect(fns.deploy!.arguments.slackWebhook!.isOptional).toBe(true);
     expect(fns.rollback!.arguments.slackWebhook!.isOptional).toBe(true);
     expect(fns.smoke!.arguments.url!.isOptional).toBe(false);

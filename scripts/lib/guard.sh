@@ -49,42 +49,65 @@ guard_thresholds() {
   echo
 }
 
-# Samples the new slot every GUARD_SAMPLE_SECONDS for SECONDS after the switch. A sample with at
-# least GUARD_MIN_SAMPLE_REQUESTS requests is bad when its 5xx share exceeds GUARD_MAX_5XX_PERCENT
-# or its p99 exceeds max(GUARD_P99_SECONDS, GUARD_P99_FACTOR x the old release's pre-switch p99).
-# GUARD_BAD_SAMPLES bad samples fail the guard (sets GUARD_VERDICT, returns 1). Fewer than
-# GUARD_MIN_REQUESTS requests in the whole window is too little to judge: it passes, and says so.
-guard_window() { # slot seconds switched_at baseline_p99
-  local slot=$1 seconds=$2 start=$3 from=$3 base=${4:-0} fig thresholds every max5xx p99min factor bad_limit min_sample min_total
-  local limit now end count errors p99 verdict bad=0 total=0 total_errors=0
+# The one sampler of the post-switch guard and the canary steps: what the proxy sent to SLOT, one
+# sample every GUARD_SAMPLE_SECONDS for SECONDS from START. A sample with at least
+# GUARD_MIN_SAMPLE_REQUESTS requests is bad when its 5xx share exceeds GUARD_MAX_5XX_PERCENT
+# (plus, against a BASE slot, that slot's own share in the same sample, so a fault both releases
+# share, the database, is not the new one's) or its p99 exceeds max(GUARD_P99_SECONDS,
+# GUARD_P99_FACTOR x the base p99: the BASE slot's in the same sample, else BASELINE_P99).
+# GUARD_BAD_SAMPLES bad samples trip it: WATCH_VERDICT says why (with WHERE, " at 10 %"), returns 1.
+# Fewer than MIN requests in the whole window is too little to judge: the guard (no BASE) passes
+# and says so; a canary step (a BASE) runs on, up to SECONDS again, then fails closed, and so it
+# does when the proxy's log cannot be read. LABEL starts the progress lines ("guard", "canary 10 %").
+watch_slot() { # label where slot base_slot|- seconds start baseline_p99 min
+  local label=$1 where=$2 slot=$3 base_slot=$4 seconds=$5 start=$6 baseline=${7:-0} min=${8%.*} from=$6
+  local thresholds every max5xx p99min factor bad_limit min_sample now end deadline fig base limits verdict
+  local count errors p99 b_count b_errors b_p99 stable="" bad=0 total=0 total_errors=0 waiting=0
   thresholds=$(guard_thresholds) || exit 1
   read -r every max5xx p99min factor bad_limit min_sample <<<"$thresholds"
-  min_total=$(env_number GUARD_MIN_REQUESTS 20) || exit 1
-  limit=$(awk -v a="$p99min" -v b="$factor" -v c="$base" 'BEGIN { l = b * c; if (a > l) l = a; print l }')
   end=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + s }')
+  deadline=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + 2 * s }')
   while :; do
     sleep "$every"
     now=$(now_precise)
-    # Without the proxy's log (another logging driver), nothing can be judged: say so, keep the release.
-    fig=$(proxy_figures "$slot" "$from" "$now") || { log "guard: cannot read the proxy's access log (docker logs); passing unjudged"; return 0; }
+    if ! fig=$(proxy_figures "$slot" "$from" "$now") || { [[ "$base_slot" != - ]] && ! base=$(proxy_figures "$base_slot" "$from" "$now"); }; then
+      # Without the proxy's log (another logging driver) nothing can be judged: the guard keeps
+      # the release and says so; a canary is not promoted.
+      [[ "$base_slot" != - ]] || { log "$label: cannot read the proxy's access log (docker logs); passing unjudged"; return 0; }
+      WATCH_VERDICT="cannot read the proxy's access log (docker logs)$where"
+      return 1
+    fi
     read -r count errors p99 _ <<<"$fig"
     total=$((total + count)) total_errors=$((total_errors + errors))
-    verdict=$(sample_verdict "$count" "$errors" "$p99" "$max5xx" "$limit" "$min_sample")
-    if [[ "$verdict" == BAD:* ]]; then
-      bad=$((bad + 1))
-      if ((bad >= ${bad_limit%.*})); then
-        # Nothing before the switch back, which writes .env first (see guard_revert).
-        GUARD_VERDICT=${verdict#BAD: }
-        return 1
-      fi
+    if [[ "$base_slot" == - ]]; then
+      limits=$(awk -v m="$max5xx" -v pm="$p99min" -v f="$factor" -v p="$baseline" 'BEGIN { l = f * p; if (pm > l) l = pm; printf "%g %g", m, l }')
+    else
+      read -r b_count b_errors b_p99 _ <<<"$base"
+      stable=" (stable: $b_count requests, $b_errors 5xx"
+      limits=$(awk -v m="$max5xx" -v n="$b_count" -v e="$b_errors" -v pm="$p99min" -v f="$factor" -v p="$b_p99" 'BEGIN {
+        l = f * p; if (pm > l) l = pm
+        printf "%g %g", m + (n ? 100 * e / n : 0), l }')
     fi
-    step "  guard: $(awk -v a="$now" -v b="$start" -v c="$seconds" 'BEGIN { printf "%.0fs of %ss:", a - b, c }') $verdict"
+    verdict=$(sample_verdict "$count" "$errors" "$p99" "${limits% *}" "${limits#* }" "$min_sample")
+    if [[ "$verdict" == BAD:* ]] && ((++bad >= ${bad_limit%.*})); then
+      # Nothing before the switch back, which writes the phase and .env first (see guard_revert).
+      WATCH_VERDICT="${verdict#BAD: }$where${stable:+$stable)}"
+      return 1
+    fi
+    step "  $label: $(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.0fs", a - b }') of ${seconds}s: $verdict${stable:+$stable, p99 ${b_p99} s)}"
     from=$now
-    awk -v a="$now" -v b="$end" 'BEGIN { exit !(a < b) }' || break
+    awk -v a="$now" -v b="$end" 'BEGIN { exit !(a >= b) }' || continue
+    ((total < min)) || break
+    [[ "$base_slot" != - ]] || break
+    if awk -v a="$now" -v b="$deadline" 'BEGIN { exit !(a >= b) }'; then
+      WATCH_VERDICT="too little traffic to judge: $total requests reached the canary in $(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.0f", a - b }')s$where (< --canary-min-requests $min)"
+      return 1
+    fi
+    ((waiting++)) || step "  $label: only $total of the $min requests needed so far; waiting up to ${seconds}s more"
   done
-  if ((total < ${min_total%.*})); then
-    step "guard: passed, but only $total requests reached the new release (< GUARD_MIN_REQUESTS $min_total): too little traffic to judge"
+  if ((total < min)); then
+    step "$label: passed, but only $total requests reached the new release (< GUARD_MIN_REQUESTS $min): too little traffic to judge"
   else
-    step "guard: passed ($total requests, $total_errors 5xx, $bad bad sample(s) of $bad_limit allowed)"
+    step "$label: passed ($total requests, $total_errors 5xx, $bad bad sample(s) of $bad_limit allowed)"
   fi
 }

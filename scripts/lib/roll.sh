@@ -85,8 +85,8 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
   if ((guard > 0 && ${#old[@]} > 0)); then
     enter_phase guarding "$tag"
     step "guard: watching what users get from $name for ${guard}s; the old release stays warm in slot $old_slot"
-    guard_window "$slot" "$guard" "$switched" "$(proxy_figures "$old_slot" "$started" "$switched" | cut -d' ' -f3)" \
-      || guard_revert "$GUARD_VERDICT"
+    watch_slot guard "" "$slot" - "$guard" "$switched" "$(proxy_figures "$old_slot" "$started" "$switched" | cut -d' ' -f3)" \
+      "$(env_number GUARD_MIN_REQUESTS 20)" || guard_revert "$WATCH_VERDICT"
   fi
   enter_phase keeping "$tag"
   step "proxy reaches $name (api:$tag); $(keep_old "${old[@]}")"
@@ -142,59 +142,9 @@ canary_steps() { # steps seconds min_requests   (roll_to's locals: tag slot new 
     enter_phase canary "$tag" "$pct"
     out=$(proxy_exec slipway-upstream --canary "$slot" "$pct" 2>&1) || canary_revert "the proxy refused the canary share ($out)"
     printf '%s\n' "$out" >&2
-    canary_step "$pct" "$2" "$3" || canary_revert "$CANARY_VERDICT"
+    watch_slot "canary $pct %" " at $pct %" "$slot" "$old_slot" "$2" "$(now_precise)" 0 "$3" || canary_revert "$WATCH_VERDICT"
   done
   step "canary: every step passed; $name takes all requests"
-}
-
-# One step, judged from the proxy's log every GUARD_SAMPLE_SECONDS: a sample is bad when the
-# canary's 5xx share exceeds the stable slot's share in the same sample by GUARD_MAX_5XX_PERCENT,
-# or its p99 exceeds max(GUARD_P99_SECONDS, GUARD_P99_FACTOR x the stable slot's p99 then); so a
-# fault both releases share (the database) is not the canary's. GUARD_BAD_SAMPLES bad samples
-# fail the step. Fewer than MIN requests to the canary by the step's end: it runs on, up to its
-# length again, then fails closed (MIN 0 judges whatever came). Sets CANARY_VERDICT, returns 1.
-canary_step() { # percent seconds min_requests   (roll_to's locals: slot old_slot)
-  local pct=$1 seconds=$2 min=$3 start from now end deadline fig base limits verdict thresholds every max5xx p99min factor bad_limit min_sample
-  local count errors p99 b_count b_errors b_p99 bad=0 total=0 total_errors=0 waiting=0
-  thresholds=$(guard_thresholds) || exit 1
-  read -r every max5xx p99min factor bad_limit min_sample <<<"$thresholds"
-  start=$(now_precise)
-  from=$start
-  end=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + s }')
-  deadline=$(awk -v f="$start" -v s="$seconds" 'BEGIN { printf "%.3f", f + 2 * s }')
-  while :; do
-    sleep "$every"
-    now=$(now_precise)
-    # Unlike the guard's, a canary with no figures is not promoted: it fails closed.
-    if ! fig=$(proxy_figures "$slot" "$from" "$now") || ! base=$(proxy_figures "$old_slot" "$from" "$now"); then
-      CANARY_VERDICT="cannot read the proxy's access log (docker logs) at $pct %"
-      return 1
-    fi
-    read -r count errors p99 _ <<<"$fig"
-    read -r b_count b_errors b_p99 _ <<<"$base"
-    total=$((total + count)) total_errors=$((total_errors + errors))
-    limits=$(awk -v m="$max5xx" -v n="$b_count" -v e="$b_errors" -v pm="$p99min" -v f="$factor" -v p="$b_p99" 'BEGIN {
-      l = f * p; if (pm > l) l = pm
-      printf "%g %g", m + (n ? 100 * e / n : 0), l }')
-    verdict=$(sample_verdict "$count" "$errors" "$p99" "${limits% *}" "${limits#* }" "$min_sample")
-    if [[ "$verdict" == BAD:* ]]; then
-      bad=$((bad + 1))
-      if ((bad >= ${bad_limit%.*})); then
-        CANARY_VERDICT="${verdict#BAD: } at $pct % (stable: $b_count requests, $b_errors 5xx)"
-        return 1
-      fi
-    fi
-    step "  canary $pct %: $(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.0fs", a - b }') of ${seconds}s: $verdict (stable: $b_count requests, $b_errors 5xx, p99 ${b_p99} s)"
-    from=$now
-    awk -v a="$now" -v b="$end" 'BEGIN { exit !(a >= b) }' || continue
-    ((total < min)) || break
-    if awk -v a="$now" -v b="$deadline" 'BEGIN { exit !(a >= b) }'; then
-      CANARY_VERDICT="too little traffic to judge: $total requests reached the canary in $(awk -v a="$now" -v b="$start" 'BEGIN { printf "%.0f", a - b }')s at $pct % (< --canary-min-requests $min)"
-      return 1
-    fi
-    ((waiting++)) || step "  canary $pct %: only $total of the $min requests needed so far; waiting up to ${seconds}s more"
-  done
-  step "canary $pct %: passed ($total requests, $total_errors 5xx, $bad bad sample(s) of $bad_limit allowed)"
 }
 
 # A canary step failed: the stable release, which .env still names, takes every request back (a

@@ -2,6 +2,7 @@
  * What the pipeline runs inside its containers, shared with the local test run so both
  * execute the same commands: `npm test` calls `npm run test:unit` and `npm run lint` too.
  */
+import { TAG_PATTERN } from "./contract.js";
 export const INSTALL_COMMAND = ["npm", "ci", "--no-audit", "--no-fund"];
 export const UNIT_TEST_COMMAND = ["npm", "run", "test:unit"];
 export const LINT_COMMANDS = [
@@ -29,7 +30,7 @@ export function imageReference(registry: string, repository: string, tag: string
   if (!/^[a-z0-9]+(?:[._/-][a-z0-9]+)*$/.test(repository)) {
     throw new Error(`invalid repository ${JSON.stringify(repository)}: use lowercase path segments, e.g. acme/slipway-api`);
   }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) {
+  if (!TAG_PATTERN.test(tag)) {
     throw new Error(`invalid tag ${JSON.stringify(tag)}: use letters, digits, '_', '.', '-', e.g. v1.2.3`);
   }
   return `${registry}/${repository}:${tag}`;

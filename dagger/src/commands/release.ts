@@ -3,9 +3,8 @@
  * pinned by its registry digest so the host runs exactly the image that passed the scan, whatever
  * its tag points at by then.
  */
+import { DIGEST_PATTERN as DIGEST } from "./contract.js";
 import { validateRef } from "./shell.js";
-
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** `registry/repo:tag@sha256:…` (what the engine's publish returns) → `registry/repo@sha256:…`. */
 export function pinnedReference(published: string): string {

@@ -3,10 +3,11 @@
  * what is allowed; everything that builds a remote command line goes through it.
  */
 
-/** Docker's tag grammar, the same rule as scripts/lib.sh `valid_tag`. */
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-/** A release: a tag, optionally pinned to a registry digest (scripts/lib.sh `valid_ref`). */
-const REF = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[0-9a-f]{64})?$/;
+import { REF_PATTERN, TAG_PATTERN } from "./contract.js";
+
+/** Docker's tag grammar, and a release (a tag, optionally pinned to a digest): scripts/lib/contract.sh's. */
+const TAG = TAG_PATTERN;
+const REF = REF_PATTERN;
 /** A person in the release record: a login or an e-mail-like name (lib.sh `person_option`). */
 const PERSON = /^[A-Za-z0-9][A-Za-z0-9@._-]{0,63}$/;
 /** An absolute path of plain segments: no spaces, quotes, `$`, `..` or shell syntax. */

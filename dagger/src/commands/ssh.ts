@@ -1,10 +1,11 @@
+import { BUNDLE_ENTRIES, CANARY_MIN_REQUESTS_DEFAULT, CANARY_MIN_REQUESTS_MAX, CANARY_STEP_SECONDS_DEFAULT, CANARY_STEP_SECONDS_MAX, CANARY_STEPS_PATTERN } from "./contract.js";
 import { shellQuote, validateArg, validateDir, validateHost, validatePerson, validatePort, validateRef, validateUser } from "./shell.js";
 
 /** The host scripts a pipeline may run remotely. */
 export type HostScript = "deploy" | "rollback" | "backup" | "status";
 
-/** What `deploy` copies to the host: the compose file and everything it needs. Never .env. */
-export const DEPLOY_BUNDLE = ["docker-compose.prod.yml", "docker-stack.yml", ".env.example", "RUNBOOK.md", "scripts", "proxy", "hooks"] as const;
+/** What `deploy` copies to the host and installs: the compose file and everything it needs, never .env (scripts/lib/contract.sh). */
+export const DEPLOY_BUNDLE = BUNDLE_ENTRIES;
 
 export interface SshTarget {
   host: string;
@@ -88,17 +89,17 @@ export interface Canary {
   stepSeconds: number;
   minRequests: number;
 }
-export const NO_CANARY: Canary = { steps: "", stepSeconds: 60, minRequests: 20 };
+export const NO_CANARY: Canary = { steps: "", stepSeconds: CANARY_STEP_SECONDS_DEFAULT, minRequests: CANARY_MIN_REQUESTS_DEFAULT };
 
-/** The canary's flags for deploy.sh, checked as deploy.sh checks them: rising percents from 1 to 99. */
+/** The canary's flags for deploy.sh, checked by the rules deploy.sh checks them by (scripts/lib/contract.sh). */
 export function canaryArgs({ steps, stepSeconds, minRequests }: Canary): string[] {
   if (steps === "") return [];
-  const shares = /^[0-9]{1,2}(,[0-9]{1,2}){0,9}$/.test(steps) ? steps.split(",").map(Number) : [];
-  if (shares.length === 0 || shares.some((p, i) => p < 1 || p <= (shares[i - 1] ?? 0))) {
+  const shares = CANARY_STEPS_PATTERN.test(steps) ? steps.split(",").map(Number) : [];
+  if (shares.length === 0 || shares.some((p, i) => p <= (shares[i - 1] ?? 0))) {
     throw new Error(`invalid canary ${JSON.stringify(steps)}: use rising percents from 1 to 99, comma-separated, e.g. 10,50 (100 follows)`);
   }
-  if (!Number.isInteger(stepSeconds) || stepSeconds < 1 || stepSeconds > 3600) throw new Error(`invalid canaryStep ${stepSeconds}: use seconds from 1 to 3600`);
-  if (!Number.isInteger(minRequests) || minRequests < 0 || minRequests > 999999) throw new Error(`invalid canaryMinRequests ${minRequests}: use a whole number (0 judges whatever traffic came)`);
+  if (!Number.isInteger(stepSeconds) || stepSeconds < 1 || stepSeconds > CANARY_STEP_SECONDS_MAX) throw new Error(`invalid canaryStep ${stepSeconds}: use seconds from 1 to ${CANARY_STEP_SECONDS_MAX}`);
+  if (!Number.isInteger(minRequests) || minRequests < 0 || minRequests > CANARY_MIN_REQUESTS_MAX) throw new Error(`invalid canaryMinRequests ${minRequests}: use a whole number up to ${CANARY_MIN_REQUESTS_MAX} (0 judges whatever traffic came)`);
   return ["--canary", steps, "--canary-step", String(stepSeconds), "--canary-min-requests", String(minRequests)];
 }
 
