@@ -26,6 +26,8 @@ const STEADY_MS = 3_000;
  * main its figures were measured on (compose --scale roll, a migrate run every release).
  */
 const BEFORE = process.env.BENCH_BEFORE ?? "d92081a";
+/** The guard and canary before the streaming judge: one sample every 3 s, two bad ones trip it. */
+const GUARD_BEFORE = process.env.BENCH_GUARD_BEFORE ?? "0764933";
 const out = join(repoRoot, "bench/results");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [bench] ${m}\n`);
@@ -43,6 +45,10 @@ const SCENARIOS = [
   "bad canary, taken back",
   "deploy, untuned health",
   "rollback, untuned health",
+  "healthy release through the guard",
+  `bad release, reverted by the guard, before (${GUARD_BEFORE})`,
+  `bad canary, taken back, before (${GUARD_BEFORE})`,
+  `healthy release through the guard, before (${GUARD_BEFORE})`,
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -58,14 +64,15 @@ async function measure(stack: Stack, clients: number, scenario: Scenario, argv: 
     [/healthy \(/, "healthy"],
     [/switching the proxy to/, "switch"],
     [/guard: watching/, "guard"],
-    [/switching the proxy back/, "revert"],
+    // Before the streaming judge the line came before the switch back; since, right after it.
+    [/switch(ing|ed) the proxy back/, "revert"],
     [/guard: passed/, "guard passed"],
     [/draining the old|stays warm in slot/, "old kept"],
     [/never became healthy/, "gave up"],
     [/takes 10 % of new requests/, "canary 10"],
     [/takes 50 % of new requests/, "canary 50"],
     [/canary: every step passed/, "canary passed"],
-    [/canary: .*; sending every request to slot/, "canary back"],
+    [/canary: .*; sen(ding|t) every request to slot/, "canary back"],
   ];
   proc.all?.on("data", (chunk: Buffer) => {
     for (const line of chunk.toString().split("\n")) {
@@ -160,6 +167,65 @@ async function beforeScenarios(clients: number): Promise<Run[]> {
     await stack.down();
   }
   return runs;
+}
+
+/**
+ * The guard and the canary's judge, now and before the streaming judge (GUARD_BEFORE's release
+ * files): a bad release the guard reverts, a healthy one that must pass it (no false trip), and a
+ * bad canary taken back at its first step. `BENCH_ONLY=guard npm run bench`.
+ */
+async function guardScenarios(clients: number, before?: string): Promise<Run[]> {
+  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  if (before) {
+    const tracked = (await execa("git", ["-C", repoRoot, "ls-tree", "--name-only", before])).stdout.split("\n");
+    const entries = DEPLOY_BUNDLE.filter((e) => e !== ".env.example" && tracked.includes(e));
+    rmSync(join(stack.dir, "scripts"), { recursive: true, force: true });
+    await execa("sh", ["-c", `git -C "$1" archive "$2" ${entries.join(" ")} | tar -x -C "$3"`, "sh", repoRoot, before, stack.dir]);
+  }
+  const name = (s: string) => (before ? `${s}, before (${before})` : s) as Scenario;
+  const script = (n: string, ...args: string[]) => ["bash", `scripts/${n}.sh`, ...args];
+  await stack.up();
+  const runs: Run[] = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      log(`guard${before ? `, before (${before})` : ""}, c=${clients} run ${i + 1}/${RUNS}`);
+      await stack.dropKept();
+      runs.push(await measure(stack, clients, name("bad release, reverted by the guard"), script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "brokenwrites")));
+      await stack.dropKept();
+      runs.push(await measure(stack, clients, name("healthy release through the guard"), script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "v2")));
+      await stack.script("rollback", ["--no-pull", "v1"]);
+      await stack.dropKept();
+      runs.push(await measure(stack, clients, name("bad canary, taken back"), script("deploy", "--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", "--canary-step", "20", "brokenwrites")));
+    }
+  } finally {
+    await stack.down();
+  }
+  return runs;
+}
+
+/** The streaming judge against the sampled one, same run, same load: time to the switch back and the failed requests it cost. */
+function judgeTable(runs: Run[]): string[] {
+  const out = [
+    `The guard's and the canary's judge, streaming (now) against sampled (before, ${GUARD_BEFORE}): median of ${RUNS}; "to revert" is from the switch (guard) or the 10 % step (canary) to the switch back`,
+    "| scenario | clients | now: to revert s | now: failed (each run) | before: to revert s | before: failed (each run) | failed now / before | healthy passes (now, before) |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  const spans = (rs: Run[], from: string) => {
+    const v = rs.map((r) => phaseSpan(r, from, from === "switch" ? "revert" : "canary back")).filter((x): x is number => x !== null);
+    return v.length ? median(v) / 1000 : null;
+  };
+  for (const clients of CONCURRENCY) {
+    const of = (s: string) => runs.filter((r) => r.clients === clients && r.scenario === s);
+    const healthy = `${of("healthy release through the guard").filter((r) => r.ok).length}/${of("healthy release through the guard").length}, ${of(`healthy release through the guard, before (${GUARD_BEFORE})`).filter((r) => r.ok).length}/${of(`healthy release through the guard, before (${GUARD_BEFORE})`).length}`;
+    for (const [scenario, from] of [["bad release, reverted by the guard", "switch"], ["bad canary, taken back", "canary 10"]] as const) {
+      const now = of(scenario);
+      const was = of(`${scenario}, before (${GUARD_BEFORE})`);
+      if (!now.length) continue;
+      const ratio = median(was.map((r) => r.failed)) ? median(now.map((r) => r.failed)) / median(was.map((r) => r.failed)) : null;
+      out.push(`| ${scenario} | ${clients} | ${fmt(spans(now, from))} | ${now.map((r) => r.failed).join(", ")} | ${fmt(spans(was, from))} | ${was.map((r) => r.failed).join(", ")} | ${ratio === null ? "-" : `${Math.round(ratio * 100)} %`} | ${healthy} |`);
+    }
+  }
+  return out;
 }
 
 /**
@@ -321,6 +387,15 @@ const fmt = (v: number | null, unit = "") => (v === null ? "-" : `${Math.round(v
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   await buildImages();
+  if (process.env.BENCH_ONLY === "guard") {
+    const runs: Run[] = [];
+    for (const clients of CONCURRENCY) runs.push(...(await guardScenarios(clients)), ...(await guardScenarios(clients, GUARD_BEFORE)));
+    const text = judgeTable(runs).join("\n");
+    console.log(text);
+    writeFileSync(join(out, "guard.md"), `${text}\n`);
+    writeFileSync(join(out, "guard.json"), JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ samples, ...r }) => ({ ...r, samples: samples.length })) }, null, 2));
+    return;
+  }
   if (process.env.BENCH_ONLY === "proxy") {
     const text = proxyTable(await proxyDesigns()).join("\n");
     console.log(text);

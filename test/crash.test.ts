@@ -140,7 +140,7 @@ describe.sequential("a release killed at any step never becomes an outage", () =
   it("a guard switch-back killed half-way: the next command keeps the old release, not the bad one", async () => {
     const before = current();
     const load = startLoad({ baseUrl: stack.url, clients: CLIENTS, maxSeconds: 120 });
-    const run = await killAt(stack, "deploy", ["--no-pull", "--skip-backup", "--guard", "30", "brokenwrites"], /switching the proxy back to slot/);
+    const run = await killAt(stack, "deploy", ["--no-pull", "--skip-backup", "--guard", "30", "brokenwrites"], /switched the proxy back to slot/);
     await load.stop();
     expect(run.killed, run.log).toBe(true);
     const status = await stack.script("status");

@@ -40,7 +40,7 @@ describe("host scripts", () => {
     const sources = files.map((f) => readFileSync(join(repoRoot, "scripts", f), "utf8").replace(/<<'(\w+)'\n[\s\S]*?\n\1\n/g, "\n"));
     const defined = new Set(sources.flatMap((src) => [...src.matchAll(/^([a-z_][a-z0-9_]*)\(\) \{/gm)].map((m) => m[1]!)));
     // Words in command position that look like ours (snake_case); commands from PATH have no '_'.
-    const position = /(?:^|[;&|(]|\$\(|\bthen|\belse|\bdo|\bif|!)\s*([a-z]+_[a-z0-9_]+)\b(?!=|\[)/gm;
+    const position = /(?:^|[;&|(]|\$\(|\bthen|\belse|\bdo|\bif|!)\s*([a-z]+_[a-z0-9_]+)\b(?!\+?=|\[)/gm;
     const unknown = sources.flatMap((src, i) =>
       src.split("\n").filter((l) => !/^\s*#/.test(l))
         // Arithmetic, ((n > 0)) and $((n + 1)), names variables, not commands.

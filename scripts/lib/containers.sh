@@ -107,7 +107,9 @@ service_container() { # service
   if docker container inspect "$name" >/dev/null 2>&1; then echo "$name"; else compose ps -q "$1"; fi
 }
 
-proxy_container() { service_container proxy; }
+# By name, resolved once a run (reconcile sets PROXY_CONTAINER): compose's name for it stays, even
+# if the container is recreated.
+proxy_container() { echo "${PROXY_CONTAINER:-$(service_container proxy)}"; }
 
 # A variable of the database container's environment (POSTGRES_DB, POSTGRES_USER), read from its
 # config: no `exec`, which a busy runtime can fail to start (exit 126, "OCI runtime exec failed").

@@ -12,8 +12,9 @@
 #   last REF                                 releases.log's newest record, pinned ("-": none)
 #   op ACTION TAG                            an interrupted deploy's or rollback's lock note
 #   keep MODE                                KEEP_PREVIOUS
-#   container ID SLOT HEALTH RUNNING NAME REF DIGEST
-#                                            each api container (DIGEST: its image's registry digest, "-": none)
+#   container ID SLOT HEALTH RUNNING NAME REF DIGEST HOSTNAME
+#                                            each api container (DIGEST: its image's registry digest,
+#                                            "-": none or not needed; HOSTNAME: what /health names)
 #   kept REF PREVIOUS                        what a finished operation keeps beside REF (kept_release)
 observe_host() { # interrupted_lock_note
   local note=$1 route_fd route id slot health running name image image_id ref last digest
@@ -22,7 +23,7 @@ observe_host() { # interrupted_lock_note
   mapfile -t ids < <(api_containers)
   # The proxy is asked while the containers are inspected: a deploy waits on both.
   exec {route_fd}< <(proxy_route)
-  ((${#ids[@]} == 0)) || mapfile -t facts < <(docker inspect -f '{{slice .Id 0 12}} {{index .Config.Labels "com.docker.compose.service"}} {{with index .State "Health"}}{{.Status}}{{else}}{{.State.Status}}{{end}} {{.State.Running}} {{.Name}} {{.Config.Image}} {{.Image}}' "${ids[@]}" 2>/dev/null)
+  ((${#ids[@]} == 0)) || mapfile -t facts < <(docker inspect -f '{{slice .Id 0 12}} {{index .Config.Labels "com.docker.compose.service"}} {{with index .State "Health"}}{{.Status}}{{else}}{{.State.Status}}{{end}} {{.State.Running}} {{.Name}} {{.Config.Image}} {{.Config.Hostname}} {{.Image}}' "${ids[@]}" 2>/dev/null)
   read -r route <&"$route_fd" || route=$(env_get API_SLOT)
   exec {route_fd}<&-
   echo "env $(env_slot) $(env_get API_TAG) $(env_get COMPOSE_PROFILES)"
@@ -32,18 +33,48 @@ observe_host() { # interrupted_lock_note
   [[ -n "$last" ]] && echo "last $(pin_ref "${last% *}" "${last#* }")" || echo "last -"
   [[ ! "$note" =~ op=(deploy|rollback):([^ ]+) ]] || echo "op ${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
   echo "keep $(keep_previous)"
-  # Registry digests matter only for a container that might be kept (two or more of them).
-  if ((${#facts[@]} > 1)); then
-    while read -r image_id digest; do digest_of[$image_id]=$digest; done < <(image_digests "${facts[@]##* }")
-  fi
+  local -a kept_lines=() unpinned=()
   for id in "${facts[@]}"; do
-    read -r id slot health running name image image_id <<<"$id"
+    read -r id slot health running name image hostname image_id <<<"$id"
     image=${image##*/}
     ref=${image#*:}
-    echo "container $id ${slot#api-} $health $running ${name#/} $ref ${digest_of[$image_id]:--}"
-    [[ -n "${seen[$ref]:-}" ]] || echo "kept $ref $(kept_release "$ref" | grep . || echo -)"
+    [[ "$ref" == *@* ]] || unpinned+=("$image_id")
+    [[ -n "${seen[$ref]:-}" ]] || kept_lines+=("kept $ref $(kept_release "$ref" | grep . || echo -)")
     seen[$ref]=1
   done
+  # A registry digest matters only where a container created from a plain tag might be kept as a
+  # pinned release (can_keep): one `docker image inspect`, and none on the usual path.
+  if ((${#facts[@]} > 1 && ${#unpinned[@]} > 0)) && [[ "${kept_lines[*]}" == *@sha256:* ]]; then
+    while read -r image_id digest; do digest_of[$image_id]=$digest; done < <(image_digests "${unpinned[@]}")
+  fi
+  for id in "${facts[@]}"; do
+    read -r id slot health running name image hostname image_id <<<"$id"
+    image=${image##*/}
+    echo "container $id ${slot#api-} $health $running ${name#/} ${image#*:} ${digest_of[$image_id]:--} $hostname"
+  done
+  ((${#kept_lines[@]} == 0)) || printf '%s\n' "${kept_lines[@]}"
+}
+
+# From an observation (OBSERVED): the kept container a roll to REF can switch to at once, as
+# switchable_container decides it but with no docker call: the only container in the idle slot,
+# created from REF itself, healthy and running. Prints "ID NAME HOSTNAME", or nothing.
+observed_switchable() { # ref
+  local kind id slot health running name ref digest hostname idle match="" n=0
+  idle=$(other_slot "$(env_slot)")
+  while read -r kind id slot health running name ref digest hostname; do
+    [[ "$kind" == container && "$slot" == "$idle" ]] || continue
+    n=$((n + 1))
+    [[ "$ref" == "$1" && "$health" == healthy && "$running" == true ]] && match="$id $name $hostname"
+  done < <(printf '%s\n' "${OBSERVED[@]}")
+  ((n != 1)) || [[ -z "$match" ]] || echo "$match"
+}
+
+# The api containers of SLOT as observed (OBSERVED): their IDs, one a line.
+observed_slot() { # slot
+  local kind id slot _
+  while read -r kind id slot _; do
+    [[ "$kind" != container || "$slot" != "$1" ]] || echo "$id"
+  done < <(printf '%s\n' "${OBSERVED[@]}")
 }
 
 # "IMAGE_ID DIGEST" for each image given: its registry digest in API_IMAGE's repository, or "-".
@@ -64,11 +95,11 @@ image_digests() { # image_id...
 # never the release a reverting guard or canary was taking back. Kept: what a finished operation
 # would have kept beside it (kept_release), healthy or stopped, in the other slot.
 plan_repair() { # < observation
-  local kind a b c d e f g env_slot=a env_tag="" profiles="" active=a canary_slot="" canary_pct="" phase=idle phase_tag=-
+  local kind a b c d e f g _ env_slot=a env_tag="" profiles="" active=a canary_slot="" canary_pct="" phase=idle phase_tag=-
   local last=- op_action="" op_tag="" keep=warm s i serving=-1 kept=-1 slot tag previous action
   local -a ids=() slots=() healths=() running=() names=() refs=() digests=()
   local -A kept_for=()
-  while read -r kind a b c d e f g; do
+  while read -r kind a b c d e f g _; do
     case "$kind" in
       env) env_slot=$a env_tag=$b profiles=$c ;;
       route) active=$a canary_slot=$b canary_pct=$c ;;
@@ -169,11 +200,17 @@ apply_action() { # action...
 
 # Brings the host back to one consistent release after an interrupted operation (a kill, a
 # dropped link, a crash): the plan for what is found, applied. Does nothing on a consistent host.
-# Runs under the deploy lock (INTERRUPTED: the note a killed holder left).
+# Runs under the deploy lock (INTERRUPTED: the note a killed holder left). Leaves the observation
+# in OBSERVED when nothing was changed, so the roll that follows needs no second look (the
+# rollback to the kept release: one `docker ps`, one `docker inspect`, then the switch).
 reconcile() {
   local -a actions=()
   local action
-  mapfile -t actions < <(observe_host "${INTERRUPTED:-}" | plan_repair)
+  PROXY_CONTAINER=$(service_container proxy)
+  mapfile -t OBSERVED < <(observe_host "${INTERRUPTED:-}")
+  OBSERVED_AT=$EPOCHSECONDS
+  mapfile -t actions < <(printf '%s\n' "${OBSERVED[@]}" | plan_repair)
+  ((${#actions[@]} == 0)) || OBSERVED=()
   for action in "${actions[@]}"; do
     # shellcheck disable=SC2086  # an action is words
     apply_action $action

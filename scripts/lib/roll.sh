@@ -16,7 +16,7 @@
 # which is healthy from the moment .env names it (written before the switch); the other slot is
 # left alone, and the proxy's backup upstream sends requests to whichever slot is live.
 roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_min_requests]
-  local tag=$1 timeout=$2 guard=${3:-0} canary=${4:-} new name served slot old_slot out prev_tag want started switched
+  local tag=$1 timeout=$2 guard=${3:-0} canary=${4:-} new name served slot old_slot out prev_tag want started switched kept instance=""
   local -a old=()
   started=$(now_precise)
   # .env's slot, not the proxy's (a `docker exec`, slow on a loaded host): reconcile, which ran
@@ -24,13 +24,24 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
   old_slot=$(env_slot)
   slot=$(other_slot "$old_slot")
   prev_tag=$(env_get API_TAG)
-  mapfile -t old < <(slot_containers "$old_slot")
+  # What reconcile observed a moment ago, when it changed nothing: no second look.
+  ((EPOCHSECONDS - OBSERVED_AT <= 5)) || OBSERVED=()
+  if ((${#OBSERVED[@]} > 0)); then mapfile -t old < <(observed_slot "$old_slot"); else mapfile -t old < <(slot_containers "$old_slot"); fi
   if [[ -n "$canary" ]] && ! { ((${#old[@]} > 0)) && [[ "$(container_health "${old[0]}")" == healthy ]]; }; then
     die "--canary needs a healthy release serving beside the new one, and slot $old_slot has none; nothing was changed: deploy without --canary"
   fi
   enter_phase started "$tag"
-  new=$(switchable_container "$tag")
-  if [[ -n "$new" ]]; then
+  kept=$( ((${#OBSERVED[@]} == 0)) || observed_switchable "$tag")
+  if [[ -n "$kept" ]]; then
+    # The fast path (rollback to the kept release): the health read was the observation's.
+    read -r new name instance <<<"$kept"
+    step "api:$tag is kept in slot $slot ($name, healthy): no pull, no migrate run, no new container"
+  else
+    new=$(switchable_container "$tag")
+  fi
+  if [[ -n "$instance" ]]; then
+    :
+  elif [[ -n "$new" ]]; then
     name=$(container_name "$new")
     step "api:$tag is kept in slot $slot ($name, $(container_health "$new")): no pull, no migrate run, no new container"
     container_running "$new" \
@@ -59,8 +70,8 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
       die "$name does not run $(api_image):$tag; removed it, the old release keeps serving"
     fi
   fi
-  step "waiting up to ${timeout}s for $name to turn healthy"
-  if ! wait_healthy "$new" "$timeout"; then
+  [[ -n "$instance" ]] || step "waiting up to ${timeout}s for $name to turn healthy"
+  if [[ -z "$instance" ]] && ! wait_healthy "$new" "$timeout"; then
     log "last health check output: $(last_health_output "$new" | tr '\n' ' ')"
     docker rm -f "$new" >/dev/null
     die "api:$tag never became healthy within ${timeout}s; removed $name, the old release keeps serving and nothing was recorded"
@@ -78,7 +89,7 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
   switch_proxy "$slot" || undo_roll "the proxy refused the new upstream"
   # A proxy image older than its instance report answers with a second exec.
   served=${SWITCHED_INSTANCE:-$(proxy_instance || true)}
-  if [[ "$served" != "$(container_instance "$new")" ]]; then
+  if [[ "$served" != "${instance:-$(container_instance "$new")}" ]]; then
     switch_proxy "$old_slot" || true
     undo_roll "the proxy reached '${served:-nothing}', not $name; switched back"
   fi
@@ -92,11 +103,10 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
   step "proxy reaches $name (api:$tag); $(keep_old "${old[@]}")"
 }
 
-# The guard's and a failed canary's last steps: the stable release, running in its slot, takes
-# every request (a file write, no container start); requests already routed land; the new
-# container goes; the history records ACTION with the figures.
-take_back() { # action verdict refused_message   (roll_to's locals: tag new old_slot prev_tag)
-  switch_proxy "$old_slot" || die "$3"
+# The guard's and a failed canary's last steps, once the stable release (running in its slot)
+# takes every request again: requests already routed land; the new container goes; the history
+# records ACTION with the figures.
+drop_new() { # action verdict   (roll_to's locals: tag new prev_tag)
   sleep "${SLIPWAY_SWITCH_SETTLE:-1}"
   docker stop -t 30 "$new" >/dev/null 2>&1 || true
   docker rm -f "$new" >/dev/null
@@ -114,17 +124,18 @@ undo_roll() { # why   (roll_to's locals: tag prev_tag old_slot new name)
   die "$1; removed $name, the old release keeps serving"
 }
 
-# The guard failed: the old release, still running in its slot, takes the traffic back (a file
-# write, no container start), .env names it again, the new container goes, and the history
-# records a guard-rollback with the figures. Exits non-zero.
+# The guard failed: the old release, still running in its slot, takes the traffic back at once
+# (the proxy's file write, no container start), then .env names it again, the new container
+# goes, and the history records a guard-rollback with the figures. Exits non-zero. The phase is
+# written first: killed right after it, the next command's repair never keeps the new release,
+# whatever .env still names, and points the proxy at the old one.
 guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_tag)
-  # .env first, before anything else (even a log line): killed after it, the next command's
-  # repair keeps what .env names, the old release, and switches the proxy to it.
   enter_phase reverting "$tag"
+  switch_proxy "$old_slot" || die "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
+  step "guard: $1; switched the proxy back to slot $old_slot ($prev_tag)"
   name_serving "$prev_tag" "$old_slot" \
-    || log "warning: could not write .env (disk full?): it still names $tag, which scripts/repair.sh would restore; free space, then run scripts/rollback.sh $prev_tag"
-  step "guard: $1; .env names $prev_tag again; switching the proxy back to slot $old_slot"
-  take_back guard-rollback "$1" "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
+    || log "warning: could not write .env (disk full?): it still names $tag, which scripts/repair.sh would correct; free space, then run scripts/repair.sh"
+  drop_new guard-rollback "$1"
   post_hook post-guard-rollback guard-rollback "$prev_tag" "$tag"
   die "rolled back automatically: $1; $prev_tag serves again and $name was removed"
 }
@@ -152,7 +163,8 @@ canary_steps() { # steps seconds min_requests   (roll_to's locals: tag slot new 
 # canary-rollback with the figures. Exits non-zero.
 canary_revert() { # verdict   (roll_to's locals: tag new name old_slot prev_tag)
   enter_phase reverting "$tag"
-  step "canary: $1; sending every request to slot $old_slot ($prev_tag) again"
-  take_back canary-rollback "$1" "the canary failed ($1) but the proxy refused slot $old_slot; run scripts/repair.sh now"
+  switch_proxy "$old_slot" || die "the canary failed ($1) but the proxy refused slot $old_slot; run scripts/repair.sh now"
+  step "canary: $1; sent every request to slot $old_slot ($prev_tag) again"
+  drop_new canary-rollback "$1"
   die "canary rolled back automatically: $1; $prev_tag serves every request again and $name was removed"
 }

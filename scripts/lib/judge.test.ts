@@ -1,0 +1,80 @@
+/**
+ * The guard's and the canary's judge (lib/judge.awk) on streams written here: what it decides
+ * from the proxy's log lines and the clock's ticks, with no Docker. test/release.test.ts runs it
+ * on a real proxy's log.
+ */
+import { execa } from "execa";
+import { describe, expect, it } from "vitest";
+import { repoRoot } from "../../test/support/database.js";
+
+const line = (slot: string, status: number, duration: number, uri = "/api/items") =>
+  `{"time":"2026-12-02T00:00:00+00:00","request_id":"r","method":"POST","uri":"${uri}","status":${status},"duration":${duration},"upstream":"unix:/run/slipway/api-${slot}.sock","upstream_status":"${status}","bytes":2}`;
+
+interface Opts { base?: string; seconds?: number; baseline?: number; minTotal?: number }
+
+async function judge(lines: string[], o: Opts = {}): Promise<string[]> {
+  const vars = {
+    sock: "/api-b.sock", base: o.base ? `/api-${o.base}.sock` : "", start: 1000, seconds: o.seconds ?? 30, every: 3, max5xx: 1, p99min: 1,
+    factor: 3, baseline: o.baseline ?? 0.02, min_sample: 5, min_total: o.minTotal ?? 20, window: 100, bad: 2,
+  };
+  const args = Object.entries(vars).flatMap(([k, v]) => ["-v", `${k}=${v}`]);
+  const r = await execa("awk", ["-f", "scripts/lib/judge.awk", ...args], { cwd: repoRoot, input: `${lines.join("\n")}\n` });
+  return r.stdout.split("\n").filter(Boolean);
+}
+
+/** A stream of SECONDS at RATE requests a second to slot b (each from make), ticks every 0.2 s. */
+function stream(seconds: number, rate: number, make: (i: number, t: number) => string | string[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  for (let k = 0; k <= seconds * 5 + 1; k++) {
+    const t = 1000 + k / 5;
+    out.push(`TICK ${t.toFixed(3)}`);
+    for (let k = 0; k < rate / 5; k++) out.push(...[make(i++, t)].flat());
+  }
+  return out;
+}
+
+describe("the streaming judge (lib/judge.awk)", () => {
+  it("a release failing every write trips within a handful of requests, not seconds", async () => {
+    const out = await judge(stream(30, 300, () => [line("b", 500, 0.003), line("b", 200, 0.002, "/health")]));
+    expect(out.at(-1)).toBe("TRIP 5xx 100.0 % > 1 % (6 of 6 requests)");
+  });
+
+  it("a healthy release passes the whole window, with a progress line every 3 s; /health is not counted", async () => {
+    const out = await judge(stream(30, 300, (i) => [line("b", 200, 0.004 + (i % 7) / 1000), line("b", 503, 0.001, "/health/ready")]));
+    expect(out.filter((l) => l.startsWith("STEP")).length).toBeGreaterThanOrEqual(9);
+    expect(out.at(-1)).toMatch(/^PASS \d+ 0$/);
+  });
+
+  it("latency that doubles but stays under the limit passes; past the limit for 3 s on end, it trips", async () => {
+    const doubled = await judge(stream(30, 100, () => line("b", 200, 0.04)), { baseline: 0.02 });
+    expect(doubled.at(-1)).toMatch(/^PASS /);
+    const slow = await judge(stream(30, 100, () => line("b", 200, 1.4)), { baseline: 0.02 });
+    expect(slow.at(-1)).toBe("TRIP p99 1.400 s > 1.000 s (100 requests)");
+    // A spike shorter than GUARD_SAMPLE_SECONDS (a slow second after the switch) does not trip.
+    const spike = await judge(stream(30, 100, (_i, t) => line("b", 200, t >= 1004 && t < 1005.5 ? 1.4 : 0.01)), { baseline: 0.02 });
+    expect(spike.at(-1)).toMatch(/^PASS /);
+  });
+
+  it("one 5xx among many requests is not a trip", async () => {
+    const out = await judge(stream(30, 300, (i) => line("b", i === 500 ? 502 : 200, 0.004)));
+    expect(out.at(-1)).toMatch(/^PASS \d+ 1$/);
+  });
+
+  it("beside a canary: a fault both releases share is not the canary's; its own is, naming what the stable release got", async () => {
+    // A database fault: a fifth of either release's writes fail.
+    const shared = await judge(stream(10, 300, (i) => (i % 10 === 0 ? line("b", (i / 10) % 5 === 0 ? 500 : 200, 0.003) : line("a", i % 10 === 1 || i % 10 === 6 ? 500 : 200, 0.003))), { base: "a", seconds: 10 });
+    expect(shared.at(-1)).toMatch(/^PASS /);
+    const own = await judge(stream(10, 300, (i) => (i % 10 === 0 ? line("b", 500, 0.003) : line("a", 200, 0.003))), { base: "a", seconds: 10 });
+    expect(own.at(-1)).toMatch(/^TRIP 5xx 100\.0 % > 1 % \(6 of 6 requests\)\t\(stable: \d+ requests, 0 5xx\)$/);
+  });
+
+  it("a canary short of its requests waits once, up to its length again, then is starved; the guard passes unjudged", async () => {
+    const few = stream(20, 5, (i) => (i % 5 === 0 ? line("b", 200, 0.003) : line("a", 200, 0.003)));
+    const canary = await judge(few, { base: "a", seconds: 10, minTotal: 30 });
+    expect(canary.filter((l) => l.startsWith("WAIT"))).toEqual(["WAIT only 10 of the 30 requests needed so far; waiting up to 10s more"]);
+    expect(canary.at(-1)).toBe("STARVED 20 20");
+    const guard = await judge(stream(30, 0, () => []));
+    expect(guard.at(-1)).toBe("PASS 0 0");
+  });
+});
