@@ -49,6 +49,9 @@ const SCENARIOS = [
   `bad release, reverted by the guard, before (${GUARD_BEFORE})`,
   `bad canary, taken back, before (${GUARD_BEFORE})`,
   `healthy release through the guard, before (${GUARD_BEFORE})`,
+  "rollback to the kept release, busy host",
+  `rollback to the kept release, before (${GUARD_BEFORE})`,
+  `rollback to the kept release, busy host, before (${GUARD_BEFORE})`,
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -56,13 +59,14 @@ type Scenario = (typeof SCENARIOS)[number];
 async function measure(stack: Stack, clients: number, scenario: Scenario, argv: string[], env: Record<string, string> = {}): Promise<Run> {
   const load = startLoad({ baseUrl: stack.url, clients, maxSeconds: 300 });
   await sleep(STEADY_MS);
-  const phases: Phase[] = [];
   const start = Date.now();
+  const phases: Phase[] = [{ name: "start", at: start }];
   const proc = execa(argv[0]!, argv.slice(1), { cwd: stack.dir, reject: false, all: true, env: { SLIPWAY_LOCK_FILE: join(stack.dir, ".lock"), ...env } });
   const markers: [RegExp, string][] = [
     [/starting api:|is kept in slot/, "start new"],
     [/healthy \(/, "healthy"],
     [/switching the proxy to/, "switch"],
+    [/^upstream now: slot/, "switched"],
     [/guard: watching/, "guard"],
     // Before the streaming judge the line came before the switch back; since, right after it.
     [/switch(ing|ed) the proxy back/, "revert"],
@@ -201,6 +205,66 @@ async function guardScenarios(clients: number, before?: string): Promise<Run[]> 
     await stack.down();
   }
   return runs;
+}
+
+/**
+ * Rollback to the kept release, now and with GUARD_BEFORE's release files, on a quiet host and on
+ * a busy one (both cores kept busy by a stream of short-lived processes beside the load).
+ * `BENCH_ONLY=rollback npm run bench`.
+ */
+async function rollbackScenarios(clients: number, before?: string): Promise<Run[]> {
+  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  if (before) {
+    const tracked = (await execa("git", ["-C", repoRoot, "ls-tree", "--name-only", before])).stdout.split("\n");
+    const entries = DEPLOY_BUNDLE.filter((e) => e !== ".env.example" && tracked.includes(e));
+    rmSync(join(stack.dir, "scripts"), { recursive: true, force: true });
+    await execa("sh", ["-c", `git -C "$1" archive "$2" ${entries.join(" ")} | tar -x -C "$3"`, "sh", repoRoot, before, stack.dir]);
+  }
+  const name = (s: string) => (before ? `${s}, before (${before})` : s) as Scenario;
+  await stack.up();
+  const runs: Run[] = [];
+  try {
+    await stack.script("deploy", ["--no-pull", "--skip-backup", "v2"]);
+    for (const busy of [false, true]) {
+      // Two shells each starting short-lived processes as fast as they can: both cores busy.
+      const hogs = busy ? [0, 1].map(() => execa("sh", ["-c", "while :; do /bin/true; done"], { reject: false })) : [];
+      try {
+        for (let i = 0; i < RUNS; i++) {
+          log(`rollback${busy ? ", busy" : ""}${before ? `, before (${before})` : ""}, c=${clients} run ${i + 1}/${RUNS}`);
+          runs.push(await measure(stack, clients, name(busy ? "rollback to the kept release, busy host" : "rollback to the kept release"), ["bash", "scripts/rollback.sh", "--no-pull", "v1"]));
+          await stack.script("rollback", ["--no-pull", "v2"]);
+        }
+      } finally {
+        for (const h of hogs) h.kill("SIGKILL");
+      }
+    }
+  } finally {
+    await stack.down();
+  }
+  return runs;
+}
+
+function rollbackTable(runs: Run[]): string[] {
+  const out = [
+    `Rollback to the kept release, now and before (${GUARD_BEFORE}): median of ${RUNS}; "to switched" is from the script's start to the proxy's answer that it switched`,
+    "| host | clients | now: to switched s | now: wall s | before: to switched s | before: wall s | failed now (each run) | failed before |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  const med = (rs: Run[], f: (r: Run) => number | null) => {
+    const v = rs.map(f).filter((x): x is number => x !== null);
+    return v.length ? median(v) / 1000 : null;
+  };
+  for (const busy of [false, true]) {
+    for (const clients of CONCURRENCY) {
+      const scenario = busy ? "rollback to the kept release, busy host" : "rollback to the kept release";
+      const now = runs.filter((r) => r.clients === clients && r.scenario === scenario);
+      const was = runs.filter((r) => r.clients === clients && r.scenario === `${scenario}, before (${GUARD_BEFORE})`);
+      if (!now.length) continue;
+      const toSwitched = (r: Run) => phaseSpan(r, "start", "switched");
+      out.push(`| ${busy ? "busy (both cores)" : "quiet"} | ${clients} | ${fmt(med(now, toSwitched))} | ${fmt(med(now, (r) => r.wallMs))} | ${fmt(med(was, toSwitched))} | ${fmt(med(was, (r) => r.wallMs))} | ${now.map((r) => r.failed).join(", ")} | ${was.map((r) => r.failed).join(", ")} |`);
+    }
+  }
+  return out;
 }
 
 /** The streaming judge against the sampled one, same run, same load: time to the switch back and the failed requests it cost. */
@@ -387,6 +451,14 @@ const fmt = (v: number | null, unit = "") => (v === null ? "-" : `${Math.round(v
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
   await buildImages();
+  if (process.env.BENCH_ONLY === "rollback") {
+    const runs: Run[] = [];
+    for (const clients of CONCURRENCY) runs.push(...(await rollbackScenarios(clients)), ...(await rollbackScenarios(clients, GUARD_BEFORE)));
+    const text = rollbackTable(runs).join("\n");
+    console.log(text);
+    writeFileSync(join(out, "rollback.md"), `${text}\n`);
+    return;
+  }
   if (process.env.BENCH_ONLY === "guard") {
     const runs: Run[] = [];
     for (const clients of CONCURRENCY) runs.push(...(await guardScenarios(clients)), ...(await guardScenarios(clients, GUARD_BEFORE)));

@@ -13,8 +13,8 @@
 #   canary     the new release takes a share of requests (detail: the percent); .env names the old
 #   switched   .env names the new release; the proxy is being pointed at it
 #   guarding   the proxy serves the new release; the old one stays warm for the guard window
-#   reverting  the switch, the guard or a canary step failed: .env names the old release again and
-#              the proxy is being switched back; the new release must not be kept
+#   reverting  the switch, the guard or a canary step failed: the proxy is being switched back and
+#              .env made to name the old release again; the new release must not be kept
 #   keeping    the new release serves; the old one is being kept (KEEP_PREVIOUS), then recorded
 # A command that ends, failed or not, by its own hand (die) leaves the host consistent: idle.
 PHASES=(idle started healthy canary switched guarding reverting keeping)
