@@ -152,13 +152,20 @@ async function releaseScenarios(): Promise<Run[]> {
   return runs;
 }
 
+/** A stack with this tree's release files, or with those commit BEFORE shipped (the bundle has grown since; its scripts replace ours whole). */
+async function stackWith(before?: string): Promise<Stack> {
+  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  if (!before) return stack;
+  const tracked = (await execa("git", ["-C", repoRoot, "ls-tree", "--name-only", before])).stdout.split("\n");
+  const entries = DEPLOY_BUNDLE.filter((e) => e !== ".env.example" && tracked.includes(e));
+  rmSync(join(stack.dir, "scripts"), { recursive: true, force: true });
+  await execa("sh", ["-c", `git -C "$1" archive "$2" ${entries.join(" ")} | tar -x -C "$3"`, "sh", repoRoot, before, stack.dir]);
+  return stack;
+}
+
 /** The same deploy and rollback, same images and load, with the release files of commit BEFORE. */
 async function beforeScenarios(clients: number): Promise<Run[]> {
-  const stack = new Stack({ port: 8000, tag: "v1" }).install();
-  // What that commit shipped (the bundle has grown since).
-  const tracked = (await execa("git", ["-C", repoRoot, "ls-tree", "--name-only", BEFORE])).stdout.split("\n");
-  const entries = DEPLOY_BUNDLE.filter((e) => e !== ".env.example" && tracked.includes(e));
-  await execa("sh", ["-c", `git -C "$1" archive "$2" ${entries.join(" ")} | tar -x -C "$3"`, "sh", repoRoot, BEFORE, stack.dir]);
+  const stack = await stackWith(BEFORE);
   await stack.up();
   const runs: Run[] = [];
   try {
@@ -179,13 +186,7 @@ async function beforeScenarios(clients: number): Promise<Run[]> {
  * bad canary taken back at its first step. `BENCH_ONLY=guard npm run bench`.
  */
 async function guardScenarios(clients: number, before?: string): Promise<Run[]> {
-  const stack = new Stack({ port: 8000, tag: "v1" }).install();
-  if (before) {
-    const tracked = (await execa("git", ["-C", repoRoot, "ls-tree", "--name-only", before])).stdout.split("\n");
-    const entries = DEPLOY_BUNDLE.filter((e) => e !== ".env.example" && tracked.includes(e));
-    rmSync(join(stack.dir, "scripts"), { recursive: true, force: true });
-    await execa("sh", ["-c", `git -C "$1" archive "$2" ${entries.join(" ")} | tar -x -C "$3"`, "sh", repoRoot, before, stack.dir]);
-  }
+  const stack = await stackWith(before);
   const name = (s: string) => (before ? `${s}, before (${before})` : s) as Scenario;
   const script = (n: string, ...args: string[]) => ["bash", `scripts/${n}.sh`, ...args];
   await stack.up();
@@ -213,13 +214,7 @@ async function guardScenarios(clients: number, before?: string): Promise<Run[]> 
  * `BENCH_ONLY=rollback npm run bench`.
  */
 async function rollbackScenarios(clients: number, before?: string): Promise<Run[]> {
-  const stack = new Stack({ port: 8000, tag: "v1" }).install();
-  if (before) {
-    const tracked = (await execa("git", ["-C", repoRoot, "ls-tree", "--name-only", before])).stdout.split("\n");
-    const entries = DEPLOY_BUNDLE.filter((e) => e !== ".env.example" && tracked.includes(e));
-    rmSync(join(stack.dir, "scripts"), { recursive: true, force: true });
-    await execa("sh", ["-c", `git -C "$1" archive "$2" ${entries.join(" ")} | tar -x -C "$3"`, "sh", repoRoot, before, stack.dir]);
-  }
+  const stack = await stackWith(before);
   const name = (s: string) => (before ? `${s}, before (${before})` : s) as Scenario;
   await stack.up();
   const runs: Run[] = [];

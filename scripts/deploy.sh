@@ -126,7 +126,7 @@ main() {
   if [[ "$(target_kind "$target")" == swarm ]]; then
     [[ -z "$canary" ]] || die "--canary needs the compose target's proxy (a per-request share); on Swarm, deploy without it (Swarm rolls one replica at a time)"
     # The guard follows one proxy's log; a Swarm has a proxy per node, each logging only its own.
-    [[ -z "$guard" || "$guard" == 0 ]] || log "note: --guard applies to the compose target (one proxy's log); on Swarm, Swarm's update monitor judges the release (failure_action: rollback)"
+    [[ -z "$guard" || "$guard" == 0 ]] || log "note: --guard applies to the compose target (one proxy's log); on Swarm, Swarm's own update monitor judges the release and rolls it back"
     swarm_main "$tag" "$timeout" "$skip_backup" "$bundle"
     return
   fi

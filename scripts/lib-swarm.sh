@@ -161,7 +161,7 @@ swarm_reconcile() {
   [[ -n "$running" ]] || return 0
   if ! same_release "$running" "$(env_get API_TAG)"; then
     step "repair: .env named api:$(env_get API_TAG), but $(api_service) runs $running; recording that"
-    env_set API_TAG "$running"
+    name_serving "$running" -
   fi
   last=$(history_entries | tail -n 1 | cut -f3,4 | tr '\t' ' ')
   if ! same_release "$(pin_ref "${last% *}" "${last#* }")" "$running"; then
@@ -202,7 +202,7 @@ swarm_deploy() { # ref timeout skip_backup
     fi
   fi
   result=$(swarm_release)
-  env_set API_TAG "$result"
+  name_serving "$result" -
   finish_release deploy "$result" "${current:--}" "${MIGRATIONS_APPLIED:--}"
   post_hook post-deploy deploy "$result" "${current:--}" "${MIGRATIONS_APPLIED:--}"
   CLEAN_EXIT=1
@@ -234,7 +234,7 @@ swarm_rollback() { # ref-or-empty timeout [migrations accept_loss]
     swarm_roll "$tag" "$timeout" || status=$?
     ((status == 0)) || die "the rollback to $tag did not finish (Swarm $([[ $status == 1 ]] && echo "rolled it back" || echo "is still at it")); see scripts/status.sh"
     result=$(swarm_release)
-    env_set API_TAG "$result"
+    name_serving "$result" -
   fi
   ((${#DOWN_UNDO[@]} == 0)) || apply_down "$result" "$current" "$accept"
   finish_release rollback "$result" "$current" - "${DOWN_UNDO[*]:+migrations rolled back: ${DOWN_UNDO[*]}}"

@@ -166,6 +166,9 @@ install_bundle() { # dir
     mv -f "$staged/$file" "$SLIPWAY_DIR/$file"
   done < <(cd "$staged" && find "${BUNDLE_ENTRIES[@]}" \( -type f -o -type l \) -print0)
   rm -rf "$staged"
+  # This script was started from the staged copy, now gone: what it reads later (judge.awk) is
+  # the installed one.
+  SLIPWAY_LIB="$SLIPWAY_DIR/scripts/lib"
   find "$SLIPWAY_DIR/incoming" -mindepth 1 -maxdepth 1 -mmin +60 -exec rm -rf {} + 2>/dev/null || true
 }
 

@@ -235,6 +235,8 @@ describe.sequential("across users and links", () => {
     const target = { host: "127.0.0.1", user: "root", port: sshd.port, keyPath: sshd.keyPath, knownHostsPath: sshd.knownHostsPath };
     const logBefore = stack.read("slipway.log").length;
     const logSince = () => stack.read("slipway.log").slice(logBefore);
+    // A new container, so the roll has a wait to drop the link in (a kept release switches at once).
+    await stack.dropKept();
     const load = startLoad({ baseUrl: stack.url, clients: CLIENTS, maxSeconds: 300 });
     await sleep(1_000);
     const [cmd, ...args] = sshArgv(target, remoteScriptCommand({ dir: stack.dir, script: "deploy", tag: "v1", args: ["--no-pull", "--skip-backup"] }));

@@ -52,6 +52,7 @@ watch_slot() { # label where slot base_slot|- seconds start baseline_p99 min
   window=$(env_number GUARD_WINDOW_REQUESTS 100) || exit 1
   # A window smaller than the least sample could never judge.
   ((${window%.*} >= ${min_sample%.*} && ${window%.*} > 0)) || window=$((${min_sample%.*} > 0 ? ${min_sample%.*} : 1))
+  [[ -r "$SLIPWAY_LIB/judge.awk" ]] || die "cannot read $SLIPWAY_LIB/judge.awk (the guard's judge): reinstall the bundle (dagger call deploy ships it)"
   proxy=$(proxy_container)
   # Bounded, whatever happens to this script: twice the window, and a margin.
   exec {follow_fd}< <(follow_proxy_log "$proxy" "$start" "$((2 * ${seconds%.*} + 30))")

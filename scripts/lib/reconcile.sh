@@ -149,10 +149,11 @@ plan_repair() { # < observation
 }
 
 # Whether a container (its REF, image DIGEST, HEALTH, RUNNING) can be kept as release PREVIOUS:
-# the same release (its image has the digest PREVIOUS pins), healthy or stopped (a start away).
+# the same release (a container created from a plain tag: its image has the digest PREVIOUS
+# pins; one created pinned was compared by same_release), healthy or stopped (a start away).
 can_keep() { # ref digest health running previous
   same_release "$1" "$5" || return 1
-  [[ -z "$(ref_digest "$5")" || "$2" == "$(ref_digest "$5")" ]] || return 1
+  [[ -z "$(ref_digest "$5")" || -n "$(ref_digest "$1")" || "$2" == "$(ref_digest "$5")" ]] || return 1
   [[ "$3" == healthy || "$4" != true ]]
 }
 

@@ -67,6 +67,11 @@ const cases: [string, string[], string[]][] = [
     ["record repair v1 -"],
   ],
   ["no api container at all (the stack is down): nothing to do", host("env a v1 slot-a", "route a", "last v1"), []],
+  [
+    "registry releases, created pinned: the one before is kept by its pinned reference (no image digest looked up)",
+    host(`env b v2@${D9} slot-b`, "route b", `last v2@${D9}`, `container c1 a healthy true p-api-a-1 v1@${D1} -`, "kept v1 -", `container c2 b healthy true p-api-b-1 v2@${D9} -`, `kept v2@${D9} v1@${D1}`),
+    [],
+  ],
 ];
 
 describe("the repair plan (observe -> plan -> apply)", () => {

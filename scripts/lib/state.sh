@@ -59,9 +59,14 @@ phase_line() {
 # --- the one writer of "this release serves" ---------------------------------------
 # .env names release TAG in SLOT: API_TAG, API_SLOT, the slot's own tag, and COMPOSE_PROFILES,
 # so that `docker compose up -d` manages that slot's container and leaves the other be. One
-# atomic .env write (env_set), with any other KEY VALUE pairs that must change with it.
-name_serving() { # tag slot [KEY VALUE ...]
+# atomic .env write (env_set), with any other KEY VALUE pairs that must change with it. On a
+# Swarm (SLOT "-": no slots, the stack file names the release) only API_TAG.
+name_serving() { # tag slot|- [KEY VALUE ...]
   local tag=$1 slot=$2
   shift 2
-  env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag" "$@"
+  if [[ "$slot" == - ]]; then
+    env_set API_TAG "$tag" "$@"
+  else
+    env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag" "$@"
+  fi
 }
