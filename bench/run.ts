@@ -74,6 +74,7 @@ async function measure(stack: Stack, clients: number, scenario: Scenario, argv: 
     [/draining the old|stays warm in slot/, "old kept"],
     [/never became healthy/, "gave up"],
     [/takes 10 % of new requests/, "canary 10"],
+    [/^canary now: slot [ab] takes 10 %/, "canary 10 on"],
     [/takes 50 % of new requests/, "canary 50"],
     [/canary: every step passed/, "canary passed"],
     [/canary: .*; sen(ding|t) every request to slot/, "canary back"],
@@ -265,18 +266,18 @@ function rollbackTable(runs: Run[]): string[] {
 /** The streaming judge against the sampled one, same run, same load: time to the switch back and the failed requests it cost. */
 function judgeTable(runs: Run[]): string[] {
   const out = [
-    `The guard's and the canary's judge, streaming (now) against sampled (before, ${GUARD_BEFORE}): median of ${RUNS}; "to revert" is from the switch (guard) or the 10 % step (canary) to the switch back`,
+    `The guard's and the canary's judge, streaming (now) against sampled (before, ${GUARD_BEFORE}): median of ${RUNS}; "to revert" is from the proxy's answer that it switched (guard) or took the 10 % share (canary) to the switch back`,
     "| scenario | clients | now: to revert s | now: failed (each run) | before: to revert s | before: failed (each run) | failed now / before | healthy passes (now, before) |",
     "|---|---|---|---|---|---|---|---|",
   ];
   const spans = (rs: Run[], from: string) => {
-    const v = rs.map((r) => phaseSpan(r, from, from === "switch" ? "revert" : "canary back")).filter((x): x is number => x !== null);
+    const v = rs.map((r) => phaseSpan(r, from, from === "switched" ? "revert" : "canary back")).filter((x): x is number => x !== null);
     return v.length ? median(v) / 1000 : null;
   };
   for (const clients of CONCURRENCY) {
     const of = (s: string) => runs.filter((r) => r.clients === clients && r.scenario === s);
     const healthy = `${of("healthy release through the guard").filter((r) => r.ok).length}/${of("healthy release through the guard").length}, ${of(`healthy release through the guard, before (${GUARD_BEFORE})`).filter((r) => r.ok).length}/${of(`healthy release through the guard, before (${GUARD_BEFORE})`).length}`;
-    for (const [scenario, from] of [["bad release, reverted by the guard", "switch"], ["bad canary, taken back", "canary 10"]] as const) {
+    for (const [scenario, from] of [["bad release, reverted by the guard", "switched"], ["bad canary, taken back", "canary 10 on"]] as const) {
       const now = of(scenario);
       const was = of(`${scenario}, before (${GUARD_BEFORE})`);
       if (!now.length) continue;
