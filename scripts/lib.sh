@@ -13,8 +13,7 @@ LOG_FILE=${SLIPWAY_LOG:-$SLIPWAY_DIR/slipway.log}
 SCRIPT_START=$(date +%s)
 # compose, or swarm once lib-swarm.sh is sourced (the scripts choose it once, from target_kind).
 RELEASE_TARGET=compose
-# What reconcile observed (lib/reconcile.sh) and when; a roll trusts it for a few seconds only
-# (a deploy's backup and migrations come between).
+# What reconcile observed (lib/reconcile.sh) and when (observation_fresh says whether it holds).
 OBSERVED=() OBSERVED_AT=0
 
 log() { printf '%s [%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SCRIPT_NAME:-slipway}" "$*" >&2; }

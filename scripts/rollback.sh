@@ -97,7 +97,7 @@ main() {
   image="$(api_image):$tag"
   pre_hook pre-rollback rollback "$tag" "${current:--}"
   step "rolling back from ${current:-?} to $image"
-  if [[ -n "$( ((${#OBSERVED[@]} == 0 || EPOCHSECONDS - OBSERVED_AT > 5)) || observed_switchable "$tag")" || -n "$(switchable_container "$tag")" ]]; then
+  if [[ -n "$(observed_switchable "$tag")" || -n "$(switchable_container "$tag")" ]]; then
     : # roll_to switches back to the container the last roll kept
   elif docker image inspect "$image" >/dev/null 2>&1; then
     step "image $image is on this host"

@@ -55,11 +55,16 @@ observe_host() { # interrupted_lock_note
   ((${#kept_lines[@]} == 0)) || printf '%s\n' "${kept_lines[@]}"
 }
 
-# From an observation (OBSERVED): the kept container a roll to REF can switch to at once, as
+# Whether reconcile's observation still holds: a roll trusts it for 5 s only (a deploy's backup
+# and migrations come between).
+observation_fresh() { ((${#OBSERVED[@]} > 0 && EPOCHSECONDS - OBSERVED_AT <= 5)); }
+
+# From a fresh observation (OBSERVED): the kept container a roll to REF can switch to at once, as
 # switchable_container decides it but with no docker call: the only container in the idle slot,
 # created from REF itself, healthy and running. Prints "ID NAME HOSTNAME", or nothing.
 observed_switchable() { # ref
   local kind id slot health running name ref digest hostname idle match="" n=0
+  observation_fresh || return 0
   idle=$(other_slot "$(env_slot)")
   while read -r kind id slot health running name ref digest hostname; do
     [[ "$kind" == container && "$slot" == "$idle" ]] || continue

@@ -25,13 +25,13 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
   slot=$(other_slot "$old_slot")
   prev_tag=$(env_get API_TAG)
   # What reconcile observed a moment ago, when it changed nothing: no second look.
-  ((EPOCHSECONDS - OBSERVED_AT <= 5)) || OBSERVED=()
+  observation_fresh || OBSERVED=()
   if ((${#OBSERVED[@]} > 0)); then mapfile -t old < <(observed_slot "$old_slot"); else mapfile -t old < <(slot_containers "$old_slot"); fi
   if [[ -n "$canary" ]] && ! { ((${#old[@]} > 0)) && [[ "$(container_health "${old[0]}")" == healthy ]]; }; then
     die "--canary needs a healthy release serving beside the new one, and slot $old_slot has none; nothing was changed: deploy without --canary"
   fi
   enter_phase started "$tag"
-  kept=$( ((${#OBSERVED[@]} == 0)) || observed_switchable "$tag")
+  kept=$(observed_switchable "$tag")
   if [[ -n "$kept" ]]; then
     # The fast path (rollback to the kept release): the health read was the observation's.
     read -r new name instance <<<"$kept"
