@@ -39,8 +39,10 @@ die() {
 
 # The last line deploy.sh and rollback.sh print, for machines (the Dagger module reads it; no
 # prose is parsed): `slipway-result {"outcome":"ok"|"failed","action":…,"tag":…,"digest":…,
-# "previous":…,"slot":…,"error":…}` on stderr. RESULT_* are set by record_release.
-RESULT_ACTION="" RESULT_TAG="" RESULT_DIGEST="" RESULT_PREVIOUS=""
+# "previous":…,"slot":…,"verdict":…,"error":…}` on stderr. RESULT_* are set by record_release;
+# the verdict (the guard's and each canary step's, with their figures, "; "-joined) by note_verdict.
+RESULT_ACTION="" RESULT_TAG="" RESULT_DIGEST="" RESULT_PREVIOUS="" RESULT_VERDICT=""
+note_verdict() { RESULT_VERDICT="${RESULT_VERDICT:+$RESULT_VERDICT; }$1"; }
 json_string() { # text
   local text=${1//\\/\\\\}
   text=${text//\"/\\\"}
@@ -53,9 +55,10 @@ result_line() { # exit_status
     outcome=failed
     error=${DIE_MESSAGE:-exit $1}
   fi
-  printf 'slipway-result {"outcome":"%s","action":%s,"tag":%s,"digest":%s,"previous":%s,"slot":%s,"error":%s}\n' \
+  printf 'slipway-result {"outcome":"%s","action":%s,"tag":%s,"digest":%s,"previous":%s,"slot":%s,"verdict":%s,"error":%s}\n' \
     "$outcome" "$(json_string "${RESULT_ACTION:-${SCRIPT_NAME:-}}")" "$(json_string "$RESULT_TAG")" "$(json_string "$RESULT_DIGEST")" \
-    "$(json_string "$RESULT_PREVIOUS")" "$(json_string "$( [[ -f "$SLIPWAY_DIR/.env" ]] && env_get API_SLOT)")" "$(json_string "$error")" >&2
+    "$(json_string "$RESULT_PREVIOUS")" "$(json_string "$( [[ -f "$SLIPWAY_DIR/.env" ]] && env_get API_SLOT)")" \
+    "$(json_string "$RESULT_VERDICT")" "$(json_string "$error")" >&2
 }
 elapsed() { echo "$(($(date +%s) - SCRIPT_START))s"; }
 step() { log "[$(elapsed)] $*"; }

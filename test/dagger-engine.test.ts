@@ -198,18 +198,20 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     });
 
     it("`dagger call deploy` ships the bundle and starts v1 from the registry", async () => {
-      const r = await call("deploy", "--tag=v1");
+      // deploy returns a typed Release: a field selected after the flags prints just that.
+      const r = await call("deploy", "--tag=v1", "summary");
       expect(r.exitCode, r.all).toBe(0);
+      expect(r.stdout.trim()).toMatch(/^deployed v1, slot [ab]; before: -$/);
       expect(existsSync(join(remoteDir, "scripts/deploy.sh"))).toBe(true);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
     });
 
     it("`dagger call deploy --canary` rolls v1 to v2 through two canary steps under reads and writes with no failed request", async () => {
-      const { result, load } = await stack.underLoad(8, 600, () => call("deploy", "--tag=v2", "--canary=10,50", "--canary-step=1", "--canary-min-requests=5"));
+      const { result, load } = await stack.underLoad(8, 600, () => call("deploy", "--tag=v2", "--canary=10,50", "--canary-step=1", "--canary-min-requests=5", "verdict"));
       report("dagger call deploy --canary v1->v2", load);
       expect(result.exitCode, result.all).toBe(0);
-      expect(result.all).toMatch(/canary 10 %: passed/);
-      expect(result.all).toMatch(/canary 50 %: passed/);
+      // Each step's verdict with its figures, from the host's result line.
+      expect(result.stdout.trim()).toMatch(/^canary 10 %: passed \(\d+ requests, 0 5xx\); canary 50 %: passed \(\d+ requests, 0 5xx\)/);
       expect(load.sent).toBeGreaterThan(100);
       assertNoFailedRequests("dagger call deploy --canary", load, stack.logs);
       expect(load.samples.some((s) => s.version === "v2")).toBe(true);
@@ -219,7 +221,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
     it("`dagger call deploy --digest --smoke-url --slack-webhook` runs that digest, passes the journey and tells the channel", async () => {
       const digest = await registryDigest(engine.hostRegistry!, "slipway/api", "v3");
       const r = await call("deploy", "--tag=v3", `--digest=${digest}`, `--smoke-url=http://${engine.gateway}:${stack.port}`,
-        "--slack-webhook=env:SLACK_HOOK", "--environment=test", "--operator=ci-bot", "--changelog=fix the thing\nadd the other");
+        "--slack-webhook=env:SLACK_HOOK", "--environment=test", "--operator=ci-bot", "--changelog=fix the thing\nadd the other", "log");
       expect(r.exitCode, r.all).toBe(0);
       expect(r.stdout).toContain("ok   POST /api/items");
       expect(r.stdout).toContain("smoke test passed");

@@ -13,6 +13,7 @@ import { checkGitHub, markedRollback, markRolledBack, rollbackTarget } from "./c
 import { validatePerson } from "./commands/shell.js";
 import { hostResult, pinnedReference, releaseRef, resultSummary } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
+import { Release, releaseOf } from "./result.js";
 import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "./commands/ssh.js";
 import {
   dbWindow,
@@ -282,7 +283,9 @@ export class Slipway {
    * under the deploy lock (never touching .env, backups or the release history) and does a
    * health-gated, zero-downtime roll. Fails when the script fails. With `smokeUrl`, the smoke
    * test follows, and a failed one rolls the host back. With `slackWebhook`, posts start and
-   * result; a failed notification never fails the release.
+   * result; a failed notification never fails the release. Returns the Release the host now
+   * serves, typed from its result line: select a field, `… deploy --tag=v2 summary` (or digest,
+   * slot, previous, verdict, log).
    */
   @func({ cache: "never" })
   async deploy(
@@ -315,12 +318,13 @@ export class Slipway {
     commit = "",
     author = "",
     changelog = "",
-  ): Promise<string> {
+  ): Promise<Release> {
     const release = releaseRef(tag, digest);
     const host = this.connection();
     const call: ScriptCall = { dir: this.dir, script: "deploy", tag: release, operator, approver, args: [...this.targetArgs(), ...deployArgs(timeout, guard, { steps: canary, stepSeconds: canaryStep, minRequests: canaryMinRequests })] };
     const event = { action: "deploy", environment, release, commit, author, operator, approver, changelog: lines(changelog) } as const;
-    return this.notified(slackWebhook, event, async () => {
+    let smoke = "";
+    const log = await this.notified(slackWebhook, event, async () => {
       const files = source.filter({ include: DEPLOY_BUNDLE.flatMap((path) => [path, `${path}/**`]), exclude: ["**/*.test.ts"] });
       const bundle = stagingDir(randomUUID());
       const out = await host.ssh
@@ -328,8 +332,10 @@ export class Slipway {
         .withExec(shipArgv(host.target, "/bundle", this.dir, bundle))
         .withExec(sshArgv(host.target, remoteScriptCommand({ ...call, bundle })))
         .combinedOutput();
-      return out + (await this.smokeOrRollBack(smokeUrl, smokeWait, release, () => this.runHostScript({ dir: this.dir, script: "rollback", operator, args: this.targetArgs() })));
+      smoke = await this.smokeOrRollBack(smokeUrl, smokeWait, release, () => this.runHostScript({ dir: this.dir, script: "rollback", operator, args: this.targetArgs() }));
+      return out + smoke;
     });
+    return releaseOf(log, smoke);
   }
 
   /**

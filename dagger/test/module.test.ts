@@ -29,6 +29,8 @@ let fns: Record<string, Fn>;
 let ctor: Fn;
 let policies: Record<string, Policy>;
 let objectDescription: string;
+let release: { description: string; properties: Record<string, { description: string }> };
+let deployReturns: unknown;
 
 beforeAll(async () => {
   // The introspector reads API types only from a non-.d.ts `*client.gen.ts`.
@@ -37,8 +39,10 @@ beforeAll(async () => {
   copyFileSync(join(sdk, "api/client.gen.d.ts"), clientGen);
   writeFileSync(clientGen, readFileSync(clientGen, "utf8").replace('from "../common/context.js"', `from "${join(sdk, "common/context.js")}"`));
   const { scan } = await import(join(sdk, "module/introspector/index.js"));
-  const introspected = await scan([join(src, "index.ts"), clientGen], "slipway", false);
+  const introspected = await scan([join(src, "index.ts"), join(src, "result.ts"), clientGen], "slipway", false);
   const mod = introspected.toJSON();
+  release = mod.objects.Release;
+  deployReturns = JSON.stringify(mod.objects.Slipway.methods.deploy.returnType);
   fns = mod.objects.Slipway.methods;
   ctor = mod.objects.Slipway._constructor;
   objectDescription = mod.objects.Slipway.description;
@@ -52,6 +56,13 @@ describe("the Dagger module as the engine sees it", () => {
     expect(Object.keys(fns).sort()).toEqual(["backup", "build", "ci", "deploy", "kpi", "lint", "migrationPlan", "publish", "rollback", "scan", "scanReports", "smoke", "status", "test"]);
     for (const [name, fn] of Object.entries(fns)) expect(fn.description.length, name).toBeGreaterThan(20);
     expect(objectDescription).toMatch(/release pipeline/);
+  });
+
+  it("returns a typed Release from deploy, each field documented, so `… deploy --tag=v2 digest` selects one", () => {
+    expect(Object.keys(release.properties).sort()).toEqual(["action", "digest", "log", "previous", "slot", "smoke", "summary", "tag", "verdict"]);
+    for (const [name, p] of Object.entries(release.properties)) expect(p.description.length, name).toBeGreaterThan(10);
+    expect(release.description).toMatch(/summary/);
+    expect(deployReturns).toMatch(/Release/);
   });
 
   it("defaults every source to the repo, so `dagger call ci` needs no flags", () => {

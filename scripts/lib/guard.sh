@@ -73,28 +73,34 @@ watch_slot() { # label where slot base_slot|- seconds start baseline_p99 min
       read -r count errors <<<"$rest"
       if ((count < min)); then
         step "$label: passed, but only $count requests reached the new release (< GUARD_MIN_REQUESTS $min): too little traffic to judge"
+        note_verdict "$label: passed unjudged ($count requests < $min)"
       else
         step "$label: passed ($count requests, $errors 5xx)"
+        note_verdict "$label: passed ($count requests, $errors 5xx)"
       fi
+      return 0
       ;;
     TRIP)
       rest=${verdict#TRIP }
       if [[ "$rest" == *$'\t'* ]]; then WATCH_VERDICT="${rest%%$'\t'*}$where ${rest#*$'\t'}"; else WATCH_VERDICT="$rest$where"; fi
-      return 1
       ;;
     STARVED)
       read -r count elapsed <<<"$rest"
       WATCH_VERDICT="too little traffic to judge: $count requests reached the canary in ${elapsed}s$where (< --canary-min-requests $min)"
-      return 1
       ;;
     *)
       # The log could not be followed (another logging driver): nothing can be judged. The guard
       # keeps the release and says so; a canary is not promoted.
-      [[ "$base_slot" != - ]] || { log "$label: cannot follow the proxy's access log (docker logs); passing unjudged"; return 0; }
+      if [[ "$base_slot" == - ]]; then
+        log "$label: cannot follow the proxy's access log (docker logs); passing unjudged"
+        note_verdict "$label: passed unjudged (the proxy's log could not be followed)"
+        return 0
+      fi
       WATCH_VERDICT="cannot follow the proxy's access log (docker logs)$where"
-      return 1
       ;;
   esac
+  note_verdict "$label: failed: $WATCH_VERDICT"
+  return 1
 }
 
 # The proxy's access log from SINCE on, as docker logs -f writes it, with a "TICK <unix time>"

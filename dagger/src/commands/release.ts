@@ -33,6 +33,8 @@ export interface HostResult {
   digest: string;
   previous: string;
   slot: string;
+  /** The guard's and each canary step's verdict with its figures ("; "-joined), or "". */
+  verdict: string;
   error: string;
 }
 
@@ -45,12 +47,21 @@ export function hostResult(output: string): HostResult | undefined {
   const raw = JSON.parse(line[1]!) as Record<string, unknown>;
   const text = (key: string) => (typeof raw[key] === "string" ? (raw[key] as string) : "");
   if (raw.outcome !== "ok" && raw.outcome !== "failed") throw new Error(`the host's result line has outcome ${JSON.stringify(raw.outcome)}`);
-  return { outcome: raw.outcome, action: text("action"), tag: text("tag"), digest: text("digest"), previous: text("previous"), slot: text("slot"), error: text("error") };
+  return { outcome: raw.outcome, action: text("action"), tag: text("tag"), digest: text("digest"), previous: text("previous"), slot: text("slot"), verdict: text("verdict"), error: text("error") };
 }
 
 /** One line for a person (and the notification) from the host's result. */
 export function resultSummary(r: HostResult): string {
   if (r.outcome === "failed") return `${r.action} failed: ${r.error}`;
   const digest = r.digest && r.digest !== "-" ? ` (${r.digest})` : "";
-  return `${r.action === "deploy" ? "deployed" : "rolled back to"} ${r.tag}${digest}, slot ${r.slot || "?"}; before: ${r.previous || "-"}`;
+  const verdict = r.verdict ? `; ${r.verdict}` : "";
+  return `${r.action === "deploy" ? "deployed" : "rolled back to"} ${r.tag}${digest}, slot ${r.slot || "?"}; before: ${r.previous || "-"}${verdict}`;
+}
+
+/** What `deploy` returns (dagger/src/result.ts's Release), from its output and smoke report; fails when the host printed no result line. */
+export function releaseFields(log: string, smoke: string) {
+  const r = hostResult(log);
+  if (!r) throw new Error("the host printed no slipway-result line: is the bundle's deploy.sh older than this module? Deploy again with this module");
+  const { action, tag, digest, slot, previous, verdict } = r;
+  return { action, tag, digest, slot, previous, verdict, smoke: smoke.trim(), summary: resultSummary(r), log };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hostResult, pinnedReference, releaseRef, resultSummary } from "../../src/commands/release.js";
+import { hostResult, pinnedReference, releaseFields, releaseRef, resultSummary } from "../../src/commands/release.js";
 
 const digest = `sha256:${"ab".repeat(32)}`;
 
@@ -28,10 +28,19 @@ describe("the host's result line", () => {
   it("is read from the last slipway-result line, typed, and summarised in one line", () => {
     const out = ['2026-12-02T11:00:00Z [rollback] rolled back to v1 (sha256:…) in 1s', `slipway-result {"outcome":"ok","action":"rollback","tag":"v1","digest":"${digest}","previous":"v2","slot":"a","error":""}`].join("\n");
     const r = hostResult(out)!;
-    expect(r).toEqual({ outcome: "ok", action: "rollback", tag: "v1", digest, previous: "v2", slot: "a", error: "" });
+    expect(r).toEqual({ outcome: "ok", action: "rollback", tag: "v1", digest, previous: "v2", slot: "a", verdict: "", error: "" });
     expect(resultSummary(r)).toBe(`rolled back to v1 (${digest}), slot a; before: v2`);
     expect(hostResult("no result here\nrolled back to v9")).toBeUndefined();
     expect(() => hostResult('slipway-result {"outcome":"maybe"}')).toThrow(/outcome "maybe"/);
     expect(resultSummary({ ...r, outcome: "failed", action: "guard-rollback", error: "rolled back automatically: 5xx 50.0 % > 1 %" })).toBe("guard-rollback failed: rolled back automatically: 5xx 50.0 % > 1 %");
+  });
+});
+
+describe("the Release deploy returns", () => {
+  it("is typed from the result line, with the verdict and the smoke test, and refuses output without one", () => {
+    const verdict = "canary 10 %: passed (52 requests, 0 5xx); guard: passed (410 requests, 0 5xx)";
+    const log = ["[deploy] proxy reaches slipway-api-b-1 (api:v2)", `slipway-result {"outcome":"ok","action":"deploy","tag":"v2","digest":"${digest}","previous":"v1","slot":"b","verdict":"${verdict}","error":""}`].join("\n");
+    expect(releaseFields(`${log}\nsmoke test passed`, "\nsmoke test passed\n")).toEqual({ action: "deploy", tag: "v2", digest, slot: "b", previous: "v1", verdict, smoke: "smoke test passed", summary: `deployed v2 (${digest}), slot b; before: v1; ${verdict}`, log: `${log}\nsmoke test passed` });
+    expect(() => releaseFields("deployed v2", "")).toThrow(/no slipway-result line/);
   });
 });
