@@ -257,7 +257,7 @@ dump_complete() { tail -n 8 "$1" | grep -q '^-- PostgreSQL database dump complet
 wants_help() { local a; for a in "$@"; do [[ "$a" == "-h" || "$a" == "--help" ]] && return 0; done; return 1; }
 
 # The rest, one job a file in lib/ (settings, hooks, history, the release's phases, containers,
-# the roll, repair, the guard and the canary, migrations, and the migration-rollback rehearsal).
+# the proxy's route, the roll, repair, the guard and the canary, migrations, and the migration-rollback rehearsal).
 SLIPWAY_LIB=$(dirname "${BASH_SOURCE[0]}")/lib
 # shellcheck source=scripts/lib/contract.sh
 source "$SLIPWAY_LIB/contract.sh"
@@ -273,6 +273,8 @@ source "$SLIPWAY_LIB/history.sh"
 source "$SLIPWAY_LIB/state.sh"
 # shellcheck source=scripts/lib/containers.sh
 source "$SLIPWAY_LIB/containers.sh"
+# shellcheck source=scripts/lib/proxy.sh
+source "$SLIPWAY_LIB/proxy.sh"
 # shellcheck source=scripts/lib/roll.sh
 source "$SLIPWAY_LIB/roll.sh"
 # shellcheck source=scripts/lib/reconcile.sh

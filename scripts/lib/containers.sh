@@ -1,4 +1,4 @@
-# Sourced by lib.sh: the api containers in their two release slots, the proxy's route, and what a roll keeps.
+# Sourced by lib.sh: the api containers in their two release slots, and what a roll keeps.
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # variables here are read by the scripts that source lib.sh
 
@@ -107,10 +107,6 @@ service_container() { # service
   if docker container inspect "$name" >/dev/null 2>&1; then echo "$name"; else compose ps -q "$1"; fi
 }
 
-# By name, resolved once a run (reconcile sets PROXY_CONTAINER): compose's name for it stays, even
-# if the container is recreated.
-proxy_container() { echo "${PROXY_CONTAINER:-$(service_container proxy)}"; }
-
 # A variable of the database container's environment (POSTGRES_DB, POSTGRES_USER), read from its
 # config: no `exec`, which a busy runtime can fail to start (exit 126, "OCI runtime exec failed").
 db_env() { # name
@@ -120,21 +116,6 @@ db_env() { # name
 container_running() { [[ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" == true ]]; }
 
 db_running() { container_running "$(service_container db)"; }
-
-proxy_exec() { # command...
-  local id
-  id=$(proxy_container)
-  [[ -n "$id" ]] || { log "the proxy container is not running"; return 1; }
-  docker exec "$id" "$@"
-}
-
-proxy_health() { proxy_exec curl -fsS --max-time 5 http://127.0.0.1:8080/health; }
-
-# Which container the proxy reaches: the instance header of /health through it.
-proxy_instance() {
-  proxy_exec curl -fsS --max-time 5 -o /dev/null -D - http://127.0.0.1:8080/health \
-    | tr -d '\r' | sed -n 's/^x-slipway-instance: *//Ip'
-}
 
 container_instance() { docker inspect -f '{{.Config.Hostname}}' "$1"; }
 
@@ -230,35 +211,3 @@ slot_summary() { # slot
     printf '%s api:%s %s; ' "$(container_name "$id")" "$(container_ref "$id")" "$(container_health "$id")"
   done
 }
-
-# Points the proxy at SLOT. The switch is idempotent, so a `docker exec` that fails to start (the
-# runtime, busy on a loaded host: "OCI runtime exec failed ... connection reset by peer") is
-# tried again; the proxy's own refusal (no socket in that slot) is final.
-switch_proxy() { # slot; sets SWITCHED_INSTANCE to what the proxy reached right after (or "")
-  local attempt out
-  SWITCHED_INSTANCE=""
-  for attempt in 1 2 3; do
-    if out=$(proxy_exec slipway-upstream "$1" 2>&1); then
-      printf '%s\n' "$out" >&2
-      SWITCHED_INSTANCE=$(sed -n 's/^upstream now: slot [ab] (instance: \([^ )]*\))$/\1/p' <<<"$out")
-      [[ "$SWITCHED_INSTANCE" != none ]] || SWITCHED_INSTANCE=""
-      return 0
-    fi
-    printf '%s\n' "$out" >&2
-    [[ "$out" == *"OCI runtime exec failed"* ]] || return 1
-    log "the proxy's exec did not start (attempt $attempt of 3); trying again"
-    sleep 1
-  done
-  return 1
-}
-
-# The release slot the proxy sends traffic to (a or b); .env's API_SLOT when the proxy is down.
-active_slot() {
-  local slot
-  slot=$(proxy_route)
-  [[ "${slot%% *}" == b ]] && echo b || echo a
-}
-
-# The proxy's route: the active slot, then during a canary step its slot and share ("a b 10");
-# .env's API_SLOT when the proxy is down.
-proxy_route() { proxy_exec slipway-upstream --show 2>/dev/null || env_get API_SLOT; }

@@ -70,6 +70,9 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
       die "$name does not run $(api_image):$tag; removed it, the old release keeps serving"
     fi
   fi
+  # Ready by the switch, started beside the health wait: the guard's and the canary's switches
+  # go through it (lib/proxy.sh, the control shell).
+  if ((guard > 0)) || [[ -n "$canary" ]]; then open_proxy_control; fi
   [[ -n "$instance" ]] || step "waiting up to ${timeout}s for $name to turn healthy"
   if [[ -z "$instance" ]] && ! wait_healthy "$new" "$timeout"; then
     log "last health check output: $(last_health_output "$new" | tr '\n' ' ')"
@@ -99,6 +102,7 @@ roll_to() { # tag timeout [guard_seconds] [canary_steps canary_seconds canary_mi
     watch_slot guard "" "$slot" - "$guard" "$switched" "$(proxy_figures "$old_slot" "$started" "$switched" | cut -d' ' -f3)" \
       "$(env_number GUARD_MIN_REQUESTS 20)" || guard_revert "$WATCH_VERDICT"
   fi
+  close_proxy_control
   enter_phase keeping "$tag"
   step "proxy reaches $name (api:$tag); $(keep_old "${old[@]}")"
 }
@@ -151,7 +155,7 @@ canary_steps() { # steps seconds min_requests   (roll_to's locals: tag slot new 
   for pct in ${1//,/ }; do
     step "canary: $name (api:$tag) takes $pct % of new requests for ${2}s; $prev_tag in slot $old_slot serves the rest"
     enter_phase canary "$tag" "$pct"
-    out=$(proxy_exec slipway-upstream --canary "$slot" "$pct" 2>&1) || canary_revert "the proxy refused the canary share ($out)"
+    out=$(proxy_upstream --canary "$slot" "$pct" 2>&1) || canary_revert "the proxy refused the canary share ($out)"
     printf '%s\n' "$out" >&2
     watch_slot "canary $pct %" " at $pct %" "$slot" "$old_slot" "$2" "$(now_precise)" 0 "$3" || canary_revert "$WATCH_VERDICT"
   done
