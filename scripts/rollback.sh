@@ -71,6 +71,9 @@ main() {
     swarm_rollback "$tag" "$timeout" "$migrations" "$accept_loss"
     return
   fi
+  # The proxy's control shell starts now, beside the checks, the lock and the look at the host,
+  # so that neither the route's read nor the switch waits for a `docker exec` to start then.
+  open_proxy_control "$(project_name)-proxy-1"
   require_project
   survive_disconnect
   acquire_lock "rollback:${tag:-previous}"

@@ -27,10 +27,12 @@ proxy_instance() {
 # start on a loaded 2-core host (bench/README.md), all of it time a bad release keeps failing
 # requests. It reads one slipway-upstream argument list a line and ends at its stdin's end, so
 # with this script however that ends (a kill included). Its pipes are PROXY_CONTROL_IN/OUT.
+# CONTAINER defaults to the proxy's, looked up; a rollback names compose's own name for it
+# instead, so the shell starts beside its first look at the host, before any docker call.
 PROXY_CONTROL_IN="" PROXY_CONTROL_OUT=""
-open_proxy_control() {
-  local id
-  id=$(proxy_container)
+open_proxy_control() { # [container]
+  local id=${1:-}
+  [[ -n "$id" ]] || id=$(proxy_container)
   [[ -n "$id" && -z "$PROXY_CONTROL_IN" ]] || return 0
   # The input is checked before it is sent (proxy_control); set -f: no globbing of it in there.
   coproc PROXY_CONTROL_SHELL {
@@ -110,4 +112,4 @@ active_slot() {
 
 # The proxy's route: the active slot, then during a canary step its slot and share ("a b 10");
 # .env's API_SLOT when the proxy is down.
-proxy_route() { proxy_exec slipway-upstream --show 2>/dev/null || env_get API_SLOT; }
+proxy_route() { proxy_upstream --show 2>/dev/null || env_get API_SLOT; }
