@@ -201,7 +201,7 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       // deploy returns a typed Release: a field selected after the flags prints just that.
       const r = await call("deploy", "--tag=v1", "summary");
       expect(r.exitCode, r.all).toBe(0);
-      expect(r.stdout.trim()).toMatch(/^deployed v1, slot [ab]; before: -$/);
+      expect(r.stdout.trim()).toMatch(/^deployed v1( \(sha256:[0-9a-f]{64}\))?, slot [ab]; before: \S+$/);
       expect(existsSync(join(remoteDir, "scripts/deploy.sh"))).toBe(true);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v1");
     });
