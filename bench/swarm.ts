@@ -5,6 +5,7 @@
  * requests per second through 1 and 3 API replicas. Prints a table; writes bench/results/swarm.md.
  *
  *   npm run bench:swarm            # BENCH_RUNS=3 BENCH_CONCURRENCY=10,100
+ *   BENCH_ONLY=logs npm run bench:swarm   # the guard's signal: each node's proxy log, as the manager sees it
  *
  * The three nodes share this machine's cores, so more replicas add no CPU: the req/s rows show
  * what the proxy and the overlay cost, not what three machines would serve.
@@ -50,8 +51,73 @@ function singleHost(scenario: string, clients: number): number | null {
   return walls.length ? median(walls) : null;
 }
 
+/**
+ * What a Swarm guard would judge from: each node's proxy writes its own access log, and only
+ * `docker service logs -f` on the manager sees every node's. Requests are sent, each with its own
+ * marker, through node2's and node3's proxies; the time until the manager's stream shows each one
+ * is the signal's delay, against `docker logs -f` of the proxy container on its own node.
+ */
+async function logDelays(slipway: SwarmDeployment): Promise<string[]> {
+  const follow = (node: string, args: string[]) => {
+    const p = execa("docker", ["exec", `slipway-swarm-${node}`, "docker", ...args], { reject: false, buffer: false });
+    const seen = new Map<string, number>();
+    let rest = "";
+    p.stdout?.on("data", (chunk: Buffer) => {
+      const lines = (rest + chunk.toString()).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        const m = /probe=(\w+)/.exec(line);
+        if (m && !seen.has(m[1]!)) seen.set(m[1]!, Date.now());
+      }
+    });
+    return { p, seen };
+  };
+  const rows: string[] = [];
+  for (const node of ["node2", "node3"]) {
+    const proxy = (await slipway.swarm.docker(node, ["ps", "-q", "--filter", "label=com.docker.swarm.service.name=slipway_proxy"])).stdout.trim().split("\n")[0]!;
+    const service = follow("node1", ["service", "logs", "-f", "--raw", "--since", "1s", "slipway_proxy"]);
+    const local = follow(node, ["logs", "-f", "--since", "1s", proxy]);
+    await sleep(2_000);
+    const sent = new Map<string, number>();
+    for (let i = 0; i < 50; i++) {
+      const id = `${node}x${i}x${Date.now()}`;
+      sent.set(id, Date.now());
+      await fetch(`http://${slipway.swarm.ips[node]}:8000/health?probe=${id}`).then((r) => r.arrayBuffer()).catch(() => undefined);
+      await sleep(100);
+    }
+    await sleep(5_000);
+    service.p.kill();
+    local.p.kill();
+    const delays = (seen: Map<string, number>) => [...sent].filter(([id]) => seen.has(id)).map(([id, at]) => seen.get(id)! - at).sort((a, b) => a - b);
+    for (const [how, f] of [["docker service logs -f, on the manager", service], [`docker logs -f, on ${node}`, local]] as const) {
+      const d = delays(f.seen);
+      const q = (p: number) => (d.length ? `${d[Math.min(d.length - 1, Math.floor((p / 100) * d.length))]}` : "-");
+      rows.push(`| ${node} | ${how} | ${d.length}/${sent.size} | ${q(50)} | ${q(95)} | ${d.length ? d.at(-1) : "-"} |`);
+    }
+  }
+  return [
+    "The guard's signal on Swarm: 50 requests through each node's proxy, 10 a second; delay from sending a request to its access-log line, in ms",
+    "| proxy on | read with | lines seen | p50 ms | p95 ms | max ms |",
+    "|---|---|---|---|---|---|",
+    ...rows,
+  ];
+}
+
 async function main(): Promise<void> {
   mkdirSync(out, { recursive: true });
+  if (process.env.BENCH_ONLY === "logs") {
+    const slipway = new SwarmDeployment({ API_REPLICAS: "2" });
+    try {
+      const first = await slipway.start();
+      if (first.exitCode !== 0) throw new Error(first.all);
+      const text = (await logDelays(slipway)).join("\n");
+      console.log(text);
+      writeFileSync(join(out, "swarm-logs.md"), `${text}\n`);
+    } finally {
+      await slipway.stop();
+    }
+    return;
+  }
   const slipway = new SwarmDeployment({ API_REPLICAS: "2" });
   const rolls: Roll[] = [];
   const throughput: { replicas: number; clients: number; rps: number; p50: number | null; p99: number | null; failed: number }[] = [];
