@@ -73,7 +73,7 @@ main() {
   fi
   # The proxy's control shell starts now, beside the checks, the lock and the look at the host,
   # so that neither the route's read nor the switch waits for a `docker exec` to start then.
-  open_proxy_control "$(project_name)-proxy-1"
+  open_proxy_control "$(compose_container_name proxy)"
   require_project
   survive_disconnect
   acquire_lock "rollback:${tag:-previous}"

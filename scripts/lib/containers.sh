@@ -101,9 +101,12 @@ project_name() {
 # SERVICE's container, by the name compose gives it, without a `docker compose` call: each one
 # re-reads the project (0.5-2 s on a loaded 2-core host) and a release needs the proxy and the
 # database often. Falls back to asking compose when that name is not there.
+# The name compose gives SERVICE's (first) container.
+compose_container_name() { echo "$(project_name)-$1-1"; }
+
 service_container() { # service
   local name
-  name="$(project_name)-$1-1"
+  name=$(compose_container_name "$1")
   if docker container inspect "$name" >/dev/null 2>&1; then echo "$name"; else compose ps -q "$1"; fi
 }
 

@@ -28,7 +28,7 @@ proxy_instance() {
 # requests. It reads one slipway-upstream argument list a line and ends at its stdin's end, so
 # with this script however that ends (a kill included). Its pipes are PROXY_CONTROL_IN/OUT.
 # CONTAINER defaults to the proxy's, looked up; a rollback names compose's own name for it
-# instead, so the shell starts beside its first look at the host, before any docker call.
+# (compose_container_name) instead, so the shell starts beside its first look at the host, before any docker call.
 PROXY_CONTROL_IN="" PROXY_CONTROL_OUT=""
 open_proxy_control() { # [container]
   local id=${1:-}
@@ -45,6 +45,8 @@ open_proxy_control() { # [container]
   [[ -n "$in" && -n "$out" ]] || return 0
   { exec {PROXY_CONTROL_IN}>&"$in"; } 2>/dev/null || { PROXY_CONTROL_IN=""; return 0; }
   { exec {PROXY_CONTROL_OUT}<&"$out"; } 2>/dev/null || { exec {PROXY_CONTROL_IN}>&-; PROXY_CONTROL_IN="" PROXY_CONTROL_OUT=""; }
+  # bash's own copies go: close_proxy_control's close is then the shell's end of input.
+  { exec {in}>&- {out}<&-; } 2>/dev/null || true
 }
 
 close_proxy_control() {

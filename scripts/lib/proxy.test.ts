@@ -57,9 +57,10 @@ describe("the proxy's control shell (lib/proxy.sh)", () => {
     expect(r.execs[0]).toMatch(/^sh -c .*slipway-upstream/);
   });
 
-  it("execs as before when no shell is open, or after it is closed", async () => {
-    const r = await run("switch_proxy b\nopen_proxy_control\nclose_proxy_control\nswitch_proxy a");
+  it("execs as before when no shell is open, or after it is closed; closed, the shell ends", async () => {
+    const r = await run('switch_proxy b\nopen_proxy_control\npid=$PROXY_CONTROL_SHELL_PID\nclose_proxy_control\nswitch_proxy a\nsleep 0.3\n! kill -0 "$pid" 2>/dev/null && echo "shell ended"');
     expect(r.exitCode, r.all).toBe(0);
+    expect(r.stdout).toContain("shell ended");
     expect(r.execs.filter((e) => e.startsWith("slipway-upstream"))).toEqual(["slipway-upstream b", "slipway-upstream a"]);
   });
 
