@@ -29,6 +29,8 @@ main() {
   (($# == 0)) || lenient=(--passWithNoTests)
   mkdir -p .testenv
   disk_room
+  # Both lanes build the same tags at their start: built once here, each finds them cached.
+  (($# > 0)) || npx tsx test/support/build-images.ts
   log "the Swarm suite runs alongside the others; its output: $swarm_log (printed at the end)"
   npx vitest run --project swarm "${lenient[@]}" "$@" >"$swarm_log" 2>&1 &
   swarm_pid=$!

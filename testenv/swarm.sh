@@ -5,7 +5,8 @@
 # workers. Images reach the nodes through a registry on this machine, which the nodes name by
 # the bridge's gateway address (insecure: plain HTTP on a private network).
 #
-#   testenv/swarm.sh up REGISTRY_PORT   # idempotent; prints the manager's address
+#   testenv/swarm.sh up REGISTRY_PORT   # a new swarm (an earlier run's nodes, left by a kill, are
+#                                       # taken down first); prints the manager's address
 #   testenv/swarm.sh down               # removes the nodes and the network; each node's engine
 #                                       # data volume stays, emptied of all but its images, so
 #                                       # the next run pulls nothing it already has
@@ -24,6 +25,9 @@ gateway() { docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' "$NET
 
 up() {
   local registry_port=$1 n i gw token
+  # A run killed before its `down` leaves its stack on the nodes, with a database initialised
+  # under another password: every run starts from nodes that hold nothing but images.
+  down
   bash "$here/standins.sh" "$NODE_IMAGE"
   docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
   gw=$(gateway)

@@ -18,8 +18,18 @@ export async function buildRelease(version: string): Promise<void> {
   await execa("docker", ["build", "-q", "--build-arg", `APP_VERSION=${version}`, "-t", `${API_IMAGE}:${version}`, "."], { cwd: repoRoot });
 }
 
-/** Builds the release images with the real Dockerfile, plus the fault images derived from v1. */
+const composeFile = readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8");
+/** The compose file's default for VAR, the same pin the stack file uses. */
+export const pinned = (variable: string) => new RegExp(`\\$\\{${variable}:-([^}]+)\\}`).exec(composeFile)![1]!;
+
+/**
+ * Builds the release images with the real Dockerfile, the fault images derived from v1, and the
+ * proxy's image as the compose file names it. Built here, the proxy's image is one image for every
+ * stack: were a stack's `up` to build it, a later build elsewhere would move the tag, and the next
+ * `up -d` of every other stack would recreate its proxy under load.
+ */
 export async function buildImages(): Promise<void> {
+  await execa("docker", ["build", "-q", "--build-arg", `NGINX_IMAGE=${pinned("NGINX_IMAGE")}`, "-t", `slipway/proxy:${pinned("PROXY_TAG")}`, "proxy"], { cwd: repoRoot });
   for (const version of ["v1", "v2"]) await buildRelease(version);
   await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:unhealthy`, "-f", "unhealthy.Dockerfile", "."], {
     cwd: join(repoRoot, "test/fixtures"),

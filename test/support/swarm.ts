@@ -11,7 +11,7 @@ import { execa } from "execa";
 import { remoteScriptCommand, shipArgv, sshArgv, stagingDir, type ScriptCall, type SshTarget } from "../../dagger/src/commands/ssh.js";
 import { repoRoot } from "./database.js";
 import { TestRegistry } from "./sshd.js";
-import { API_IMAGE, buildImages, getJson } from "./stack.js";
+import { API_IMAGE, buildImages, getJson, pinned } from "./stack.js";
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [swarm] ${msg}\n`);
 
@@ -103,10 +103,6 @@ export class TestSwarm {
   }
 }
 
-const compose = readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8");
-/** The compose file's default for VAR, the same pin the stack file uses. */
-export const pinned = (variable: string) => new RegExp(`\\$\\{${variable}:-([^}]+)\\}`).exec(compose)![1]!;
-
 export async function run(argv: string[]) {
   const [cmd, ...args] = argv;
   const r = await execa(cmd!, args, { reject: false, all: true });
@@ -134,7 +130,6 @@ export class SwarmDeployment {
   /** Starts everything and deploys v1; returns the first deploy's output. */
   async start(): Promise<{ exitCode: number; all: string }> {
     await buildImages();
-    await execa("docker", ["build", "-q", "--build-arg", `NGINX_IMAGE=${pinned("NGINX_IMAGE")}`, "-t", `slipway/proxy:${pinned("PROXY_TAG")}`, "proxy"], { cwd: repoRoot });
     await this.registry.start();
     const images = [
       [`${API_IMAGE}:v1`, "slipway/api:v1"],
