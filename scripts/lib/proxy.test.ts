@@ -41,7 +41,7 @@ async function run(body: string, env: Record<string, string> = {}) {
     `source ${join(repoRoot, "scripts/lib/proxy.sh")}`,
     body,
   ].join("\n");
-  const r = await execa("bash", ["-c", script], { env: { ...env, PATH: `${box.bin}:${process.env.PATH}` }, reject: false, all: true });
+  const r = await execa("bash", ["-c", script], { env: { ...env, EXECS: box.execs, PATH: `${box.bin}:${process.env.PATH}` }, reject: false, all: true });
   const execs = readFileSync(box.execs, "utf8").split("\n").filter(Boolean);
   return { ...r, execs };
 }
@@ -78,7 +78,9 @@ describe("the proxy's control shell (lib/proxy.sh)", () => {
   });
 
   it("refuses to send anything but slipway-upstream's own arguments", async () => {
-    const r = await run("open_proxy_control\nproxy_upstream 'a;id'");
+    // The shell's exec is counted by the stand-in beside this script, which may die first: it
+    // waits for that count, so what is asserted is that nothing was exec'd after it.
+    const r = await run(`open_proxy_control\nuntil [ -s "$EXECS" ]; do sleep 0.05; done\nproxy_upstream 'a;id'`);
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toMatch(/die: internal: 'a;id' is not a slipway-upstream argument/);
     expect(r.execs).toHaveLength(1);
