@@ -15,3 +15,37 @@ export function createPool(databaseUrl: string): pg.Pool {
     statement_timeout: 5_000,
   });
 }
+
+/** The server refused one statement (severity ERROR, not FATAL or PANIC): its session still works. */
+export function sessionSurvives(err: unknown): boolean {
+  return err instanceof pg.DatabaseError && err.severity === "ERROR";
+}
+
+// A lost connection emits "error" on the client as well as failing its query; the query's
+// rejection reports it, and an unheard "error" event would end the process.
+const ignore = () => {};
+
+/**
+ * Queries on pooled sessions that outlive the statements the server refuses. pg.Pool#query
+ * discards the session after any failed query: a burst of such errors (a missing table, statement
+ * timeouts behind a migration's lock) then opens a new backend per request, and on a busy host the
+ * next connect outlasts connectionTimeoutMillis, so /health calls the database unreachable.
+ */
+export function sessionKeepingQueries(pool: pg.Pool): Queryable {
+  return {
+    async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
+      const client = await pool.connect();
+      client.on("error", ignore);
+      try {
+        const result = await client.query<R>(text, values);
+        client.off("error", ignore);
+        client.release();
+        return result;
+      } catch (err) {
+        client.off("error", ignore);
+        client.release(sessionSurvives(err) ? undefined : (err as Error));
+        throw err;
+      }
+    },
+  };
+}

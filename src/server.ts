@@ -1,6 +1,6 @@
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
-import { createPool } from "./db.js";
+import { createPool, sessionKeepingQueries } from "./db.js";
 import { checkHealth } from "./health.js";
 import { shippedVersions } from "./migrations.js";
 import { claimSocket } from "./socket.js";
@@ -10,14 +10,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main(): Promise<void> {
   const config = loadConfig();
   const pool = createPool(config.databaseUrl);
+  const db = sessionKeepingQueries(pool);
   const shipped = await shippedVersions(config.migrationsDir);
   let accepting = true;
-  const app = buildApp({ db: pool, version: config.version, shipped, logLevel: config.logLevel, isAccepting: () => accepting });
+  const app = buildApp({ db, version: config.version, shipped, logLevel: config.logLevel, isAccepting: () => accepting });
   pool.on("error", (err) => app.log.warn({ err }, "idle database client error"));
 
   // Bind the port only once ready: a proxy or health probe never meets a half-started app.
   for (let attempt = 1; ; attempt++) {
-    const report = await checkHealth(pool, shipped, config.version);
+    const report = await checkHealth(db, shipped, config.version);
     if (report.status === "ok") break;
     app.log.warn({ attempt, checks: report.checks }, "not ready yet; waiting before listening");
     await sleep(Math.min(250 * attempt, 2_000));

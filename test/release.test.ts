@@ -727,6 +727,23 @@ describe.sequential("production stack", () => {
       expect(status.stdout).toContain("drift:     none");
     });
 
+    it("a 1 s step on a proxy whose log is at its size cap (50 MB) judges that second's requests", async () => {
+      // The cap of docker-compose.prod.yml's json-file logging (5 files of 10 MB), written as nginx
+      // writes: lines the watch's --since leaves out, which Docker still decoded before the first
+      // line it sent, while the judge's clock ran: the step saw none of its requests.
+      const line = JSON.stringify({ time: "2026-01-01T00:00:00+00:00", uri: "/health", status: 200, duration: 0.001, upstream: "", pad: "x".repeat(200) });
+      const proxy = (await execa("docker", ["compose", "-f", "docker-compose.prod.yml", "ps", "-q", "proxy"], { cwd: stack.dir })).stdout.trim();
+      await execa("docker", ["exec", proxy, "sh", "-c", `yes '${line}' | head -n 200000 >/proc/1/fd/1`]);
+      const to = next();
+      const { result, load } = await underLoad(stack, () =>
+        stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "--canary", "10", "--canary-step", "1", "--canary-min-requests", "5", to]),
+      );
+      report("1 s canary step, proxy log at its cap", load);
+      expect(result.exitCode, result.all).toBe(0);
+      expect(result.all).toMatch(/canary 10 %: passed \(\d+ requests, 0 5xx/);
+      noFailures(stack, load);
+    });
+
     it("a canary that answers 500 on POST /api/items is taken back at its first step; the stable release serves throughout", async () => {
       const from = current();
       const before = envKeys();

@@ -37,12 +37,13 @@ remove_networks() {
   [[ -z "$nets" ]] || { log "removing networks: $(wc -l <<<"$nets")"; xargs docker network rm >/dev/null <<<"$nets"; }
 }
 
-# The project's images, the stand-ins for the base images (labelled by standins.sh), and the
-# engine's images built from the cached binaries with the SDK runtimes' stand-ins it pushes
-# to its mirror (127.0.0.1:15990). An image named twice goes with its first name.
+# The project's images, also as tagged for the test registries (127.0.0.1:5000, :5003), the
+# stand-ins for the base images (labelled by standins.sh), and the engine's images built from
+# the cached binaries with the SDK runtimes' stand-ins it pushes to its mirror
+# (127.0.0.1:15990). An image named twice goes with its first name.
 remove_images() {
   local imgs
-  imgs=$( { docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^(slipway|slipway-testenv|dagger-build|127\.0\.0\.1:15990)/' || true
+  imgs=$( { docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^((127\.0\.0\.1:[0-9]+/)?(slipway|slipway-testenv|dagger-build)|127\.0\.0\.1:15990)/' || true
     docker images -q --filter 'label=org.slipway.standin.recipe'; } | sort -u)
   [[ -z "$imgs" ]] || { log "removing images: $(wc -l <<<"$imgs")"; xargs docker rmi -f >/dev/null 2>&1 <<<"$imgs" || true; }
   log "pruning dangling images and the build cache"

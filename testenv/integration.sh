@@ -22,6 +22,8 @@ disk_room() {
 }
 
 main() {
+  # One run at a time on this engine, and none of an earlier run's stacks left (testenv/stacks.sh).
+  [[ -n "${SLIPWAY_TEST_LOCK_HELD:-}" ]] || exec bash testenv/stacks.sh run bash "$0" "$@"
   local swarm_log=.testenv/swarm-suite.log swarm_pid status=0 swarm_status=0
   local -a lenient=()
   # A file filter (testenv/integration.sh test/x.test.ts) leaves one lane empty; the full run

@@ -29,14 +29,11 @@ up() {
   # under another password: every run starts from nodes that hold nothing but images.
   down
   bash "$here/standins.sh" "$NODE_IMAGE"
-  docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
+  docker network create "$NETWORK" >/dev/null
   gw=$(gateway)
   for n in "${NODES[@]}"; do
-    if [[ "$(docker inspect -f '{{.State.Running}}' "slipway-swarm-$n" 2>/dev/null)" != true ]]; then
-      docker rm -f "slipway-swarm-$n" >/dev/null 2>&1 || true
-      docker run -d --privileged --name "slipway-swarm-$n" --hostname "$n" --network "$NETWORK" \
-        -v "slipway-swarm-$n:/var/lib/docker" "$NODE_IMAGE" --insecure-registry "$gw:$registry_port" >/dev/null
-    fi
+    docker run -d --privileged --name "slipway-swarm-$n" --hostname "$n" --network "$NETWORK" \
+      -v "slipway-swarm-$n:/var/lib/docker" "$NODE_IMAGE" --insecure-registry "$gw:$registry_port" >/dev/null
   done
   for n in "${NODES[@]}"; do
     for i in $(seq 1 60); do
@@ -44,15 +41,14 @@ up() {
       ((i < 60)) || { docker logs --tail 20 "slipway-swarm-$n" >&2; log "the engine in $n did not start"; return 1; }
       sleep 0.5
     done
+    # A node whose container was gone before `down` could leave keeps the old swarm in its volume.
+    node "$n" swarm leave --force >/dev/null 2>&1 || true
   done
-  if [[ "$(node node1 info -f '{{.Swarm.LocalNodeState}}')" != active ]]; then
-    log "swarm init on node1 ($(node_ip node1))"
-    node node1 swarm init --advertise-addr "$(node_ip node1)" >/dev/null
-  fi
+  log "swarm init on node1 ($(node_ip node1))"
+  node node1 swarm init --advertise-addr "$(node_ip node1)" >/dev/null
   token=$(node node1 swarm join-token -q worker)
   for n in node2 node3; do
-    [[ "$(node "$n" info -f '{{.Swarm.LocalNodeState}}')" == active ]] \
-      || node "$n" swarm join --token "$token" "$(node_ip node1):2377" >/dev/null
+    node "$n" swarm join --token "$token" "$(node_ip node1):2377" >/dev/null
   done
   node node1 node update --label-add slipway.db=true node1 >/dev/null
   for i in $(seq 1 60); do

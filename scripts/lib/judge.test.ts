@@ -12,13 +12,17 @@ const line = (slot: string, status: number, duration: number, uri = "/api/items"
 
 interface Opts { base?: string; seconds?: number; baseline?: number; minTotal?: number }
 
-async function judge(lines: string[], o: Opts = {}): Promise<string[]> {
+/** The judge's -v arguments, as watch_slot passes them. */
+function judgeArgs(o: Opts): string[] {
   const vars = {
     sock: "/api-b.sock", base: o.base ? `/api-${o.base}.sock` : "", start: 1000, seconds: o.seconds ?? 30, every: 3, max5xx: 1, p99min: 1,
     factor: 3, baseline: o.baseline ?? 0.02, min_sample: 5, min_total: o.minTotal ?? 20, window: 100, bad: 2,
   };
-  const args = Object.entries(vars).flatMap(([k, v]) => ["-v", `${k}=${v}`]);
-  const r = await execa("awk", ["-f", "scripts/lib/judge.awk", ...args], { cwd: repoRoot, input: `${lines.join("\n")}\n` });
+  return Object.entries(vars).flatMap(([k, v]) => ["-v", `${k}=${v}`]);
+}
+
+async function judge(lines: string[], o: Opts = {}): Promise<string[]> {
+  const r = await execa("awk", ["-f", "scripts/lib/judge.awk", ...judgeArgs(o)], { cwd: repoRoot, input: `${lines.join("\n")}\n` });
   return r.stdout.split("\n").filter(Boolean);
 }
 
@@ -67,6 +71,24 @@ describe("the streaming judge (lib/judge.awk)", () => {
     expect(shared.at(-1)).toMatch(/^PASS /);
     const own = await judge(stream(10, 300, (i) => (i % 10 === 0 ? line("b", 500, 0.003) : line("a", 200, 0.003))), { base: "a", seconds: 10 });
     expect(own.at(-1)).toMatch(/^TRIP 5xx 100\.0 % > 1 % \(6 of 6 requests\)\t\(stable: \d+ requests, 0 5xx\)$/);
+  });
+
+  it("answers while the stream is still open: the host's awk reads line by line (mawk read a pipe in 4 KiB blocks, so a quiet host's verdict came 30 s late)", async () => {
+    // A starved 1 s canary step's ticks, then nothing more, and the pipe left open as docker logs -f leaves it.
+    const args = judgeArgs({ base: "a", seconds: 1, baseline: 0, minTotal: 50 }).map((a) => `'${a}'`).join(" ");
+    const run = execa("bash", ["-c", `source scripts/lib/guard.sh && judge_stream -f scripts/lib/judge.awk ${args}`], { cwd: repoRoot, stdin: "pipe" });
+    run.stdin!.write(stream(3, 0, () => []).join("\n") + "\n");
+    let out = "";
+    const verdict = new Promise<boolean>((resolve) => {
+      run.stdout!.on("data", (d: Buffer) => { out += d; if (/STARVED/.test(out)) resolve(true); });
+      // Generous: a judge that reads as lines come answers in milliseconds; the block-reading one never does before the pipe closes.
+      setTimeout(() => resolve(false), 10_000);
+    });
+    const beforeClose = await verdict;
+    run.stdin!.end();
+    await run;
+    expect(beforeClose, `the judge answered only once its input closed: ${out}`).toBe(true);
+    expect(out.trim().split("\n").at(-1)).toBe("STARVED 0 2");
   });
 
   it("a canary short of its requests waits once, up to its length again, then is starved; the guard passes unjudged", async () => {
