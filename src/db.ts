@@ -5,15 +5,43 @@ export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
 }
 
+/**
+ * A pool of a fixed size: its sessions open as the app starts and stay open. A pool that grows
+ * on demand connects when the load rises, and the load rises most during a roll (the other
+ * replica stops, a backup runs, the new release boots): a new backend (fork, SCRAM) on a busy
+ * database host then outlasted connectionTimeoutMillis, and /health called the database
+ * unreachable (Swarm, v1 -> v2). HikariCP gives the same advice: a fixed-size pool answers spikes.
+ */
+export const POOL_SIZE = 10;
+
 export function createPool(databaseUrl: string): pg.Pool {
   return new pg.Pool({
     connectionString: databaseUrl,
-    max: 10,
+    max: POOL_SIZE,
+    // Idle sessions above min are closed after idleTimeoutMillis; none is above it.
+    min: POOL_SIZE,
     connectionTimeoutMillis: 2_000,
     idleTimeoutMillis: 30_000,
     // A query stuck behind a lock must not hold a request (and a drain) forever.
     statement_timeout: 5_000,
   });
+}
+
+/**
+ * Opens up to `size` sessions at once and returns them to the pool, so that the first requests
+ * never wait for a connect. Best effort: a database at max_connections leaves fewer, and the pool
+ * opens the rest on demand. Returns how many were opened.
+ */
+export async function openSessions(pool: pg.Pool, size = POOL_SIZE): Promise<number> {
+  const tries = await Promise.allSettled(Array.from({ length: size }, () => pool.connect()));
+  let opened = 0;
+  for (const t of tries) {
+    if (t.status === "fulfilled") {
+      t.value.release();
+      opened++;
+    }
+  }
+  return opened;
 }
 
 /** The server refused one statement (severity ERROR, not FATAL or PANIC): its session still works. */

@@ -1,6 +1,6 @@
 import { buildApp } from "./app.js";
 import { loadConfig } from "./config.js";
-import { createPool, sessionKeepingQueries } from "./db.js";
+import { createPool, openSessions, POOL_SIZE, sessionKeepingQueries } from "./db.js";
 import { checkHealth } from "./health.js";
 import { shippedVersions } from "./migrations.js";
 import { claimSocket } from "./socket.js";
@@ -23,6 +23,8 @@ async function main(): Promise<void> {
     app.log.warn({ attempt, checks: report.checks }, "not ready yet; waiting before listening");
     await sleep(Math.min(250 * attempt, 2_000));
   }
+  const opened = await openSessions(pool);
+  if (opened < POOL_SIZE) app.log.warn({ opened, size: POOL_SIZE }, "opened fewer database sessions than the pool holds; the rest open on demand");
   if (config.listenSocket) {
     const path = config.listenSocket;
     await claimSocket((bound) => app.listen({ path: bound }), path, {
