@@ -69,6 +69,19 @@ describe("the app's pool, against a real Postgres", () => {
     }
   });
 
+  it("requests that come while the sessions open are served, and the pool still ends with all of them", async () => {
+    const pool = createPool(scratch.url);
+    try {
+      const opening = openSessions(pool);
+      const early = await Promise.all(Array.from({ length: 3 }, () => sessionKeepingQueries(pool).query("SELECT 1")));
+      expect(early).toHaveLength(3);
+      expect(await opening).toBe(POOL_SIZE);
+      expect(pool.totalCount).toBe(POOL_SIZE);
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("keeps min sessions past the idle timeout (pg-pool closes only those above min)", async () => {
     const pool = new pg.Pool({ connectionString: scratch.url, max: 3, min: 3, idleTimeoutMillis: 50 });
     try {

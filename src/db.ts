@@ -28,20 +28,14 @@ export function createPool(databaseUrl: string): pg.Pool {
 }
 
 /**
- * Opens up to `size` sessions at once and returns them to the pool, so that the first requests
- * never wait for a connect. Best effort: a database at max_connections leaves fewer, and the pool
- * opens the rest on demand. Returns how many were opened.
+ * Opens up to `size` sessions at once, each returned to the pool as it connects: a request that
+ * comes meanwhile takes the first one free, and no request opens a session of its own. Best
+ * effort: a database at max_connections leaves fewer, and the pool opens the rest on demand.
+ * Resolves to how many were opened; never rejects.
  */
 export async function openSessions(pool: pg.Pool, size = POOL_SIZE): Promise<number> {
-  const tries = await Promise.allSettled(Array.from({ length: size }, () => pool.connect()));
-  let opened = 0;
-  for (const t of tries) {
-    if (t.status === "fulfilled") {
-      t.value.release();
-      opened++;
-    }
-  }
-  return opened;
+  const tries = await Promise.allSettled(Array.from({ length: size }, async () => (await pool.connect()).release()));
+  return tries.filter((t) => t.status === "fulfilled").length;
 }
 
 /** The server refused one statement (severity ERROR, not FATAL or PANIC): its session still works. */
