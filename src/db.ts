@@ -18,10 +18,10 @@ export function createPool(databaseUrl: string): pg.Pool {
   return new pg.Pool({
     connectionString: databaseUrl,
     max: POOL_SIZE,
-    // Idle sessions above min are closed after idleTimeoutMillis; none is above it.
+    // pg-pool closes an idle session only while the pool holds more than min: never, here.
+    // (So no idleTimeoutMillis: it would have nothing to close.)
     min: POOL_SIZE,
     connectionTimeoutMillis: 2_000,
-    idleTimeoutMillis: 30_000,
     // A query stuck behind a lock must not hold a request (and a drain) forever.
     statement_timeout: 5_000,
   });
