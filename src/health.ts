@@ -9,8 +9,11 @@ export interface HealthReport {
   checks: { database: CheckState; migrations: CheckState };
 }
 
-/** Runs the readiness checks; each failing check is named with its reason. */
-export async function checkHealth(db: Queryable, shipped: readonly string[], version: string): Promise<HealthReport> {
+/**
+ * Runs the readiness checks; each failing check is named with a short cause class. /health is
+ * public: the driver's message (an address, a role name) goes to ONERROR, the log, not the answer.
+ */
+export async function checkHealth(db: Queryable, shipped: readonly string[], version: string, onError: (err: Error) => void = () => {}): Promise<HealthReport> {
   let database: CheckState = "ok";
   let migrations: CheckState = "ok";
   try {
@@ -18,7 +21,8 @@ export async function checkHealth(db: Queryable, shipped: readonly string[], ver
     const pending = await pendingMigrations(db, shipped);
     if (pending.length > 0) migrations = `pending: ${pending.join(", ")}`;
   } catch (err) {
-    database = `unreachable: ${(err as Error).message}`;
+    database = "unreachable";
+    onError(err as Error);
     migrations = "unknown";
   }
   const status = database === "ok" && migrations === "ok" ? "ok" : "fail";

@@ -18,9 +18,10 @@ async function main(): Promise<void> {
 
   // Bind the port only once ready: a proxy or health probe never meets a half-started app.
   for (let attempt = 1; ; attempt++) {
-    const report = await checkHealth(db, shipped, config.version);
+    let cause: string | undefined;
+    const report = await checkHealth(db, shipped, config.version, (err) => (cause = err.message));
     if (report.status === "ok") break;
-    app.log.warn({ attempt, checks: report.checks }, "not ready yet; waiting before listening");
+    app.log.warn({ attempt, checks: report.checks, cause }, "not ready yet; waiting before listening");
     await sleep(Math.min(250 * attempt, 2_000));
   }
   // Not awaited: the port binds as soon as the database answers (opening ten sessions took

@@ -17,8 +17,8 @@ export function registerHealthRoutes(app: FastifyInstance, deps: HealthDeps): vo
   // Readiness also fails once shutdown began, to take this instance out of rotation; /health
   // does not: during SHUTDOWN_DELAY_MS the instance still serves every request a load balancer
   // that has not caught up sends it, /health among them (a monitor's or a user's).
-  const full = (ready: boolean) => async (_req: unknown, reply: import("fastify").FastifyReply) => {
-    const report = await checkHealth(deps.db, deps.shipped, deps.version);
+  const full = (ready: boolean) => async (req: import("fastify").FastifyRequest, reply: import("fastify").FastifyReply) => {
+    const report = await checkHealth(deps.db, deps.shipped, deps.version, (err) => req.log.warn({ err }, "health: the database is unreachable"));
     if (ready && !deps.isAccepting()) report.status = "fail";
     // Which container answered (its hostname): the health probe and the roll check they reach
     // the container they mean, not another server on the same socket path.
