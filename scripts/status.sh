@@ -24,7 +24,7 @@ USAGE
 
 # One line per slot: the proxy_figures of what it served since SINCE, judged against the targets.
 kpi() { # since
-  local since=$1 until active slot tag id role n bad p99 p50 p95 p99max errmax availmin
+  local since=$1 until active slot tag id role n bad p99 p50 p95 top who p99max errmax availmin
   until=$(now_precise)
   active=$(active_slot)
   p99max=$(env_number KPI_P99_SECONDS 1)
@@ -32,7 +32,7 @@ kpi() { # since
   availmin=$(env_number KPI_MIN_AVAILABILITY_PERCENT 99.9)
   echo "KPI since $since (the proxy's access log, /health excluded); targets: p99 < ${p99max} s, error rate < ${errmax} %, availability > ${availmin} %"
   for slot in a b; do
-    read -r n bad p99 p50 p95 < <(proxy_figures "$slot" "$since" "$until") \
+    read -r n bad p99 p50 p95 top who < <(proxy_figures "$slot" "$since" "$until") \
       || die "cannot read the proxy's access log (docker logs of the proxy container)"
     # The release the slot's container runs; once it is gone, the one .env last put there.
     id=$(slot_containers "$slot" | head -n 1)
@@ -43,13 +43,15 @@ kpi() { # since
       continue
     fi
     awk -v s="$slot" -v t="${tag:-?}" -v r="$role" -v n="$n" -v e="$bad" -v p50="$p50" -v p95="$p95" -v p99="$p99" \
-      -v p99max="$p99max" -v errmax="$errmax" -v availmin="$availmin" 'BEGIN {
+      -v p99max="$p99max" -v errmax="$errmax" -v availmin="$availmin" -v top="$top" -v who="$who" 'BEGIN {
         rate = 100 * e / n; avail = 100 - rate; missed = ""
+        # What users got counts whoever caused it; how much one client got tells an attack from an outage.
+        single = e > 0 ? sprintf(" (%.0f %% of them to one client, %s)", 100 * top / e, who) : ""
         if (p99 >= p99max) missed = missed sprintf("; p99 %.3f s >= %s s", p99, p99max)
         if (rate >= errmax && e > 0) missed = missed sprintf("; error rate %.2f %% >= %s %%", rate, errmax)
         if (avail <= availmin && e > 0) missed = missed sprintf("; availability %.2f %% <= %s %%", avail, availmin)
-        printf "slot %s (api:%s, %s): %d requests, %d errors (%.2f %%), p50 %.3f s, p95 %.3f s, p99 %.3f s, availability %.2f %%: %s\n",
-          s, t, r, n, e, rate, p50, p95, p99, avail, missed == "" ? "meets every target" : "MISSED" substr(missed, 2)
+        printf "slot %s (api:%s, %s): %d requests, %d errors (%.2f %%)%s, p50 %.3f s, p95 %.3f s, p99 %.3f s, availability %.2f %%: %s\n",
+          s, t, r, n, e, rate, single, p50, p95, p99, avail, missed == "" ? "meets every target" : "MISSED" substr(missed, 2)
       }'
   done
 }

@@ -7,21 +7,24 @@
 # read per time window. /health traffic (probes, the roll's own checks) does not count.
 now_precise() { date +%s.%N; }
 
-# "requests 5xx p99 p50 p95" (seconds) of the requests the proxy sent to SLOT between two
-# instants (unix seconds, or what `docker logs --since` takes); the slot a request went to is the
-# last address nginx tried. Prints "0 0 0 0 0" with no request. The one parser of the proxy's
-# log: the guard and status.sh --kpi read it.
+# "requests 5xx p99 p50 p95 top top_client" (seconds) of the requests the proxy sent to SLOT
+# between two instants (unix seconds, or what `docker logs --since` takes); the slot a request
+# went to is the last address nginx tried; TOP is how many of the 5xx went to the one client that
+# got the most (TOP_CLIENT, "-" with none), so on-call can tell an attack from an outage. Prints
+# "0 0 0 0 0 0 -" with no request. The one parser of the proxy's log: the guard and status.sh --kpi read it.
 proxy_figures() { # slot since until
   docker logs --since "$2" --until "$3" "$(proxy_container)" 2>/dev/null | awk -v sock="/api-$1.sock" '
     /^\{/ && index($0, "\"uri\":\"/health") == 0 && match($0, /"upstream":"[^"]*"/) {
       n = split(substr($0, RSTART + 12, RLENGTH - 13), tried, ", ")
       if (n == 0 || substr(tried[n], length(tried[n]) - length(sock) + 1) != sock) next
       match($0, /"status":[0-9]+/); status = substr($0, RSTART + 9, RLENGTH - 9)
-      match($0, /"duration":[0-9.]+/); print status, substr($0, RSTART + 11, RLENGTH - 11)
+      match($0, /"duration":[0-9.]+/); duration = substr($0, RSTART + 11, RLENGTH - 11)
+      client = match($0, /"client":"[^"]*"/) ? substr($0, RSTART + 10, RLENGTH - 11) : ""
+      print status, duration, (client == "" ? "-" : client)
     }' | sort -k2,2n | awk '
-    { rt[NR] = $2; if ($1 + 0 >= 500) bad++ }
+    { rt[NR] = $2; if ($1 + 0 >= 500) { bad++; if ($3 != "-" && ++by[$3] > top) { top = by[$3]; who = $3 } } }
     function rank(p) { return rt[int(NR * p + 0.999999)] }
-    END { if (NR == 0) { print "0 0 0 0 0"; exit } print NR, bad + 0, rank(0.99), rank(0.50), rank(0.95) }'
+    END { if (NR == 0) { print "0 0 0 0 0 0 -"; exit } print NR, bad + 0, rank(0.99), rank(0.50), rank(0.95), top + 0, (who == "" ? "-" : who) }'
 }
 
 # The thresholds the guard and the canary steps judge samples by, from .env, on one line:
@@ -46,10 +49,12 @@ guard_thresholds() {
 # the proxy's log cannot be followed. LABEL starts the progress lines ("guard", "canary 10 %").
 watch_slot() { # label where slot base_slot|- seconds start baseline_p99 min
   local label=$1 where=$2 slot=$3 base_slot=$4 seconds=$5 start=$6 baseline=${7:-0} min=${8%.*}
-  local thresholds every max5xx p99min factor bad_limit min_sample window proxy follow_fd line verdict="" kind rest count errors elapsed
+  local thresholds every max5xx p99min factor bad_limit min_sample window min_clients proxy follow_fd line verdict="" kind rest count errors single elapsed
   thresholds=$(guard_thresholds) || exit 1
   read -r every max5xx p99min factor bad_limit min_sample <<<"$thresholds"
   window=$(env_number GUARD_WINDOW_REQUESTS 100) || exit 1
+  # How many clients must see a 5xx before it counts against the release (judge.awk, by client).
+  min_clients=$(env_number GUARD_MIN_CLIENTS 2) || exit 1
   # A window smaller than the least sample could never judge.
   ((${window%.*} >= ${min_sample%.*} && ${window%.*} > 0)) || window=$((${min_sample%.*} > 0 ? ${min_sample%.*} : 1))
   [[ -r "$SLIPWAY_LIB/judge.awk" ]] || die "cannot read $SLIPWAY_LIB/judge.awk (the guard's judge): reinstall the bundle (dagger call deploy ships it)"
@@ -64,19 +69,21 @@ watch_slot() { # label where slot base_slot|- seconds start baseline_p99 min
     esac
   done < <(judge_stream -f "$SLIPWAY_LIB/judge.awk" -v sock="/api-$slot.sock" -v base="$([[ "$base_slot" == - ]] || echo "/api-$base_slot.sock")" \
     -v start="$start" -v seconds="$seconds" -v every="$every" -v max5xx="$max5xx" -v p99min="$p99min" -v factor="$factor" \
-    -v baseline="$baseline" -v min_sample="${min_sample%.*}" -v min_total="$min" -v window="${window%.*}" -v bad="${bad_limit%.*}" <&"$follow_fd")
+    -v baseline="$baseline" -v min_sample="${min_sample%.*}" -v min_total="$min" -v window="${window%.*}" -v bad="${bad_limit%.*}" -v min_clients="${min_clients%.*}" <&"$follow_fd")
   # The follower sees its reader gone at its next write, within 0.2 s, and stops.
   exec {follow_fd}<&-
   read -r kind rest <<<"$verdict"
   case "$kind" in
     PASS)
-      read -r count errors <<<"$rest"
+      read -r count errors single <<<"$rest"
+      # 5xx that one client alone got did not count (judge.awk): on-call sees there were some.
+      if ((${single:-0} > 0 && ${min_clients%.*} > 1)); then errors="$errors 5xx, at most ${single} from one client"; else errors="$errors 5xx"; fi
       if ((count < min)); then
         step "$label: passed, but only $count requests reached the new release (< GUARD_MIN_REQUESTS $min): too little traffic to judge"
         note_verdict "$label: passed unjudged ($count requests < $min)"
       else
-        step "$label: passed ($count requests, $errors 5xx)"
-        note_verdict "$label: passed ($count requests, $errors 5xx)"
+        step "$label: passed ($count requests, $errors)"
+        note_verdict "$label: passed ($count requests, $errors)"
       fi
       return 0
       ;;

@@ -4,6 +4,12 @@
 # socket nginx tried last: SOCK (the release judged) or BASE (the stable release beside a
 # canary; empty for the guard).
 #
+# Failures are counted by client (the log's "client", proxy/client.js): the MIN_CLIENTS - 1 clients
+# that got the most 5xx in the window are left out of the 5xx share, requests and all, so no one
+# client (MIN_CLIENTS 2) can make a healthy release look broken, however it calls the API, and a
+# release that fails real users still trips at once: they are many clients. A line with no client
+# (a proxy older than the field) is its own client, never left out.
+#
 # Over SOCK's last WINDOW requests (at least MIN_SAMPLE of them), two shares are each tested
 # against their bound with 99 % confidence (the lower end of the Wilson score interval, so a
 # handful of requests can prove a release broken, and no number of healthy ones trips it):
@@ -19,13 +25,16 @@
 #
 # Prints, each flushed at once: "STEP <progress>" every EVERY seconds; "WAIT <note>" once when a
 # canary's step ended short of MIN_TOTAL requests; then one of "PASS <requests> <5xx>",
-# "TRIP <verdict>[<tab>(stable: …)]" and "STARVED <requests> <seconds>", and exits. The window ends SECONDS after
+# "TRIP <verdict>[<tab>(stable: …)]" and "STARVED <requests> <seconds>", and exits.
+# PASS's third field: the most 5xx one client got from SOCK in the whole window. The window ends SECONDS after
 # START; a canary (BASE set) short of MIN_TOTAL runs on to twice that, then is STARVED.
 BEGIN {
   z = 2.576
   cnt = 0; bcnt = 0; total = 0; terr = 0; btotal = 0; berr_total = 0; run = 0; waited = 0; slow_since = 0
   last = start + 0
   base_p99 = 0
+  top_total = 0
+  min_clients += 0
 }
 
 function lower(k, n,   p, d, c) {
@@ -52,10 +61,36 @@ function limit(   l) {
   return p99min > l ? p99min : l
 }
 
+# Leaves out of E (5xx) and N (requests) the MIN_CLIENTS - 1 clients with the most 5xx in ERRS
+# (per client, with their requests in REQS): sets adj_e, adj_n and left (the 5xx left out).
+function spread(errs, reqs, e, n,   k, c, top, skip) {
+  adj_e = e; adj_n = n; left = 0
+  for (k = 1; k < min_clients; k++) {
+    top = ""
+    for (c in errs) if (!(c in skip) && errs[c] > 0 && (top == "" || errs[c] > errs[top] || (errs[c] == errs[top] && reqs[c] > reqs[top]))) top = c
+    if (top == "") break
+    skip[top] = 1; adj_e -= errs[top]; adj_n -= reqs[top]; left += errs[top]
+  }
+}
+
 function base_share(   n) {
   if (base == "") return 0
   n = bcnt < window ? bcnt : window
-  return n ? 100 * berr / n : 0
+  spread(be, bn, berr, n)
+  return adj_n > 0 ? 100 * adj_e / adj_n : 0
+}
+
+# A request enters a slot's window at I with status ST from client C; the one it replaces leaves.
+# The per-client counts hold only clients in the window (a client's entries go with its last request).
+function enter(slot_is_sock, i, full, st, c,   old, olds) {
+  if (slot_is_sock) { old = wcl[i]; olds = ws[i]; wcl[i] = c } else { old = bcl[i]; olds = bs[i]; bcl[i] = c }
+  if (full && old != "") {
+    if (slot_is_sock) { if (olds >= 500) se[old]--; if (--sn[old] == 0) { delete sn[old]; delete se[old] } }
+    else { if (olds >= 500) be[old]--; if (--bn[old] == 0) { delete bn[old]; delete be[old] } }
+  }
+  if (c == "") return
+  if (slot_is_sock) { sn[c]++; if (st >= 500) { se[c]++; if (++te[c] > top_total) top_total = te[c] } }
+  else { bn[c]++; if (st >= 500) be[c]++ }
 }
 
 # The verdict line; beside a canary, a tab and what the stable release got meanwhile.
@@ -66,12 +101,15 @@ function trip(verdict) {
   exit 0
 }
 
-function judge_errors(   n, lim5) {
+function judge_errors(   n, lim5, who) {
   n = cnt < window ? cnt : window
   if (n < min_sample) return
+  if (werr == 0) { run = 0; return }
   lim5 = max5xx + base_share()
-  if (lower(werr, n) <= lim5 / 100) { run = 0; return }
-  if (++run >= bad) trip(sprintf("5xx %.1f %% > %g %% (%d of %d requests)", 100 * werr / n, lim5, werr, n))
+  spread(se, sn, werr, n)
+  if (adj_n < min_sample || lower(adj_e, adj_n) <= lim5 / 100) { run = 0; return }
+  who = min_clients > 2 ? sprintf("the %d clients", min_clients - 1) : "the client"
+  if (++run >= bad) trip(sprintf("5xx %.1f %% > %g %% (%d of %d requests%s)", 100 * adj_e / adj_n, lim5, adj_e, adj_n, left ? sprintf("; the %d of %s with the most left out", left, who) : ""))
 }
 
 function judge_latency(now,   n, i, slow, lim) {
@@ -104,7 +142,7 @@ function progress(now,   line, r, p) {
   judge_latency(now)
   if (now - last >= every) { progress(now); last = now }
   if (now - start < seconds) next
-  if (base == "" || total >= min_total) { printf "PASS %d %d\n", total, terr; fflush(); exit 0 }
+  if (base == "" || total >= min_total) { printf "PASS %d %d %d\n", total, terr, top_total; fflush(); exit 0 }
   if (now - start >= 2 * seconds) { printf "STARVED %d %d\n", total, now - start + 0.5; fflush(); exit 0 }
   if (!waited++) { printf "WAIT only %d of the %d requests needed so far; waiting up to %ss more\n", total, min_total, seconds; fflush() }
   next
@@ -116,9 +154,11 @@ function progress(now,   line, r, p) {
   to = tried[k]
   match($0, /"status":[0-9]+/); st = substr($0, RSTART + 9, RLENGTH - 9) + 0
   match($0, /"duration":[0-9.]+/); du = substr($0, RSTART + 11, RLENGTH - 11) + 0
+  cl = match($0, /"client":"[^"]*"/) ? substr($0, RSTART + 10, RLENGTH - 11) : ""
   if (substr(to, length(to) - length(sock) + 1) == sock) {
     i = cnt % window
     if (cnt >= window && ws[i] >= 500) werr--
+    enter(1, i, cnt >= window, st, cl)
     ws[i] = st; wd[i] = du
     if (st >= 500) { werr++; terr++; ierr++ }
     idur[icnt % window] = du
@@ -127,6 +167,7 @@ function progress(now,   line, r, p) {
   } else if (base != "" && substr(to, length(to) - length(base) + 1) == base) {
     i = bcnt % window
     if (bcnt >= window && bs[i] >= 500) berr--
+    enter(0, i, bcnt >= window, st, cl)
     bs[i] = st; bd[i] = du
     if (st >= 500) { berr++; berr_total++; bierr++ }
     bcnt++; btotal++; bicnt++

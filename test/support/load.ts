@@ -29,9 +29,16 @@ export interface LoadOptions {
 }
 
 /**
+ * The address client ID says it has, in the X-Forwarded-For header: every load client reaches the
+ * proxy from the same address (Docker's port forward), so the stacks name clients by that header
+ * (PROXY_CLIENT_HEADER), as a host behind a CDN does. Only a header: no traffic goes there.
+ */
+export const clientAddress = (id: number) => `198.51.${100 + Math.floor(id / 250)}.${(id % 250) + 1}`;
+
+/**
  * A bounded loopback load generator: each client alternates GET /health and POST /api/items
- * on its own keep-alive connection until stopped. Every non-2xx answer and every connection
- * error counts as a failure.
+ * on its own keep-alive connection until stopped, under its own client address. Every non-2xx
+ * answer and every connection error counts as a failure.
  */
 export function startLoad(opts: LoadOptions): { stop: () => Promise<LoadResult> } {
   const samples: Sample[] = [];
@@ -40,7 +47,7 @@ export function startLoad(opts: LoadOptions): { stop: () => Promise<LoadResult> 
   let running = true;
   const url = new URL(opts.baseUrl);
 
-  const request = (agent: http.Agent, kind: Sample["kind"], n: number) =>
+  const request = (agent: http.Agent, kind: Sample["kind"], n: number, client: string) =>
     new Promise<void>((resolve) => {
       const start = performance.now();
       const body = kind === "write" ? JSON.stringify({ name: `load-${n}` }) : undefined;
@@ -51,7 +58,7 @@ export function startLoad(opts: LoadOptions): { stop: () => Promise<LoadResult> 
           agent,
           method: kind === "write" ? "POST" : "GET",
           path: kind === "write" ? "/api/items" : "/health",
-          headers: body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {},
+          headers: { "x-forwarded-for": client, ...(body ? { "content-type": "application/json", "content-length": Buffer.byteLength(body) } : {}) },
           timeout: 10_000,
         },
         (res) => {
@@ -79,7 +86,7 @@ export function startLoad(opts: LoadOptions): { stop: () => Promise<LoadResult> 
   const client = async (id: number) => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     for (let n = 0; running && Date.now() < deadline; n++) {
-      await request(agent, n % 2 === 0 ? "read" : "write", id * 1_000_000 + n);
+      await request(agent, n % 2 === 0 ? "read" : "write", id * 1_000_000 + n, clientAddress(id));
     }
     agent.destroy();
   };
@@ -105,6 +112,45 @@ export function describeFailures(result: LoadResult): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One hostile client: PATH requested back to back on one keep-alive connection from address
+ * CLIENT until stopped (at most MAXSECONDS), as a client sending a request that any release
+ * answers 5xx. Resolves to what it got, by status.
+ */
+export function startTrickle(opts: { baseUrl: string; path: string; client: string; maxSeconds: number }): { stop: () => Promise<Map<number, number>> } {
+  const url = new URL(opts.path, opts.baseUrl);
+  const statuses = new Map<number, number>();
+  const deadline = Date.now() + opts.maxSeconds * 1000;
+  let running = true;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const once = () =>
+    new Promise<void>((resolve) => {
+      const req = http.get(url, { agent, headers: { "x-forwarded-for": opts.client }, timeout: 10_000 }, (res) => {
+        res.resume();
+        res.on("end", () => {
+          statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1);
+          resolve();
+        });
+      });
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", () => {
+        statuses.set(0, (statuses.get(0) ?? 0) + 1);
+        resolve();
+      });
+    });
+  const loop = (async () => {
+    while (running && Date.now() < deadline) await once();
+    agent.destroy();
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return statuses;
+    },
+  };
+}
 
 /** Runs `action` while the load runs, with a second of traffic before and after it; `endedAt` is when the action returned. */
 export async function runUnderLoad<T>(opts: LoadOptions, action: () => Promise<T>): Promise<{ result: T; load: LoadResult; endedAt: number }> {

@@ -34,6 +34,11 @@ export async function buildImages(): Promise<void> {
   await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:unhealthy`, "-f", "unhealthy.Dockerfile", "."], {
     cwd: join(repoRoot, "test/fixtures"),
   });
+  for (const version of ["clientbug1", "clientbug2"]) {
+    await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "--build-arg", `VERSION=${version}`, "-t", `${API_IMAGE}:${version}`, "-f", "clientbug.Dockerfile", "."], {
+      cwd: join(repoRoot, "test/fixtures"),
+    });
+  }
   for (const fault of ["badmigration", "altermigration", "nullmigration", "brokenwrites", "notecolumn", "baddown", "renamedrop", "dodrop"]) {
     await execa("docker", ["build", "-q", "--build-arg", `BASE=${API_IMAGE}:v1`, "-t", `${API_IMAGE}:${fault}`, "-f", `${fault}.Dockerfile`, "."], {
       cwd: join(repoRoot, "test/fixtures"),
@@ -90,7 +95,9 @@ export class Stack {
       .replace(/^HTTP_PORT=.*$/m, `HTTP_PORT=${this.port}`)
       .replace(/^POSTGRES_PASSWORD=.*$/m, `POSTGRES_PASSWORD=${this.password}`)
       // The guard holds every deploy for its window (30 s by default); the tests about it pass --guard.
-      .replace(/^# GUARD_SECONDS=.*$/m, "GUARD_SECONDS=0");
+      .replace(/^# GUARD_SECONDS=.*$/m, "GUARD_SECONDS=0")
+      // Every load client comes from Docker's port forward; each names itself in this header (support/load.ts).
+      .replace(/^# PROXY_CLIENT_HEADER=.*$/m, "PROXY_CLIENT_HEADER=X-Forwarded-For");
     writeFileSync(join(this.dir, ".env"), env, { mode: 0o600 });
   }
 
@@ -123,6 +130,22 @@ export class Stack {
       all: true,
       env: { SLIPWAY_LOCK_FILE: join(this.dir, ".deploy.lock"), ...env },
     });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), all: String(r.all) };
+  }
+
+  /** Runs a host script as script() does, and calls THEN once its output first matches AT (a step the test acts on). */
+  async scriptOn(name: string, args: string[], at: RegExp, then: () => void): Promise<ScriptResult> {
+    const child = execa("bash", [`scripts/${name}.sh`, ...args], { cwd: this.dir, reject: false, all: true, env: { SLIPWAY_LOCK_FILE: join(this.dir, ".deploy.lock") } });
+    let seen = "";
+    let fired = false;
+    child.all!.on("data", (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (!fired && at.test(seen)) {
+        fired = true;
+        then();
+      }
+    });
+    const r = await child;
     return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), all: String(r.all) };
   }
 
