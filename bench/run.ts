@@ -10,7 +10,7 @@
 import { mkdirSync, readFileSync, writeFileSync, statSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
-import { startLoad, type Sample } from "../test/support/load.js";
+import { startLoad, startTrickle, type Sample } from "../test/support/load.js";
 import { buildImages, Stack } from "../test/support/stack.js";
 import { DEPLOY_BUNDLE } from "../dagger/src/commands/ssh.js";
 import { repoRoot } from "../test/support/database.js";
@@ -26,6 +26,8 @@ const STEADY_MS = 3_000;
  * main its figures were measured on (compose --scale roll, a migrate run every release).
  */
 const BEFORE = process.env.BENCH_BEFORE ?? "d92081a";
+/** The guard and canary before they judged by client (one client's 5xx could revert a healthy release). */
+const CLIENTS_BEFORE = process.env.BENCH_CLIENTS_BEFORE ?? "4b8562d";
 /** The guard and canary before the streaming judge: one sample every 3 s, two bad ones trip it. */
 const GUARD_BEFORE = process.env.BENCH_GUARD_BEFORE ?? "0764933";
 const out = join(repoRoot, "bench/results");
@@ -52,12 +54,18 @@ const SCENARIOS = [
   "rollback to the kept release, busy host",
   `rollback to the kept release, before (${GUARD_BEFORE})`,
   `rollback to the kept release, busy host, before (${GUARD_BEFORE})`,
+  "healthy release through the guard, a hostile trickle",
+  `bad release, reverted by the guard, before (${CLIENTS_BEFORE})`,
+  `bad canary, taken back, before (${CLIENTS_BEFORE})`,
+  `healthy release through the guard, a hostile trickle, before (${CLIENTS_BEFORE})`,
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 /** Runs `action` under load; phases are timestamped from the script's own log lines as they arrive. */
-async function measure(stack: Stack, clients: number, scenario: Scenario, argv: string[], env: Record<string, string> = {}): Promise<Run> {
+async function measure(stack: Stack, clients: number, scenario: Scenario, argv: string[], env: Record<string, string> = {}, hostile = false): Promise<Run> {
   const load = startLoad({ baseUrl: stack.url, clients, maxSeconds: 300 });
+  // One more client, apart from the load's figures: a request any release answers 500, back to back.
+  const trickle = hostile ? startTrickle({ baseUrl: stack.url, path: "/api/items?limit=999", client: "203.0.113.66", maxSeconds: 300 }) : null;
   await sleep(STEADY_MS);
   const start = Date.now();
   const phases: Phase[] = [{ name: "start", at: start }];
@@ -88,6 +96,7 @@ async function measure(stack: Stack, clients: number, scenario: Scenario, argv: 
   const end = Date.now();
   await sleep(2_000);
   const { samples } = await load.stop();
+  await trickle?.stop();
   const during = samples.filter((s) => s.at >= start && s.at <= end);
   const steady = samples.filter((s) => s.at < start);
   return {
@@ -207,6 +216,64 @@ async function guardScenarios(clients: number, before?: string): Promise<Run[]> 
     await stack.down();
   }
   return runs;
+}
+
+/**
+ * The guard and the canary judging by client, now and before (CLIENTS_BEFORE's release files):
+ * the bad release and the bad canary as in guardScenarios, and a healthy release (clientbug1 ->
+ * clientbug2, which share a bug a client can provoke) while one client calls that bug back to
+ * back: kept in every run now. `BENCH_ONLY=clients npm run bench`.
+ */
+async function clientScenarios(clients: number, before?: string): Promise<Run[]> {
+  const stack = await stackWith(before);
+  const name = (s: string) => (before ? `${s}, before (${before})` : s) as Scenario;
+  const script = (n: string, ...args: string[]) => ["bash", `scripts/${n}.sh`, ...args];
+  await stack.up();
+  const runs: Run[] = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      log(`clients${before ? `, before (${before})` : ""}, c=${clients} run ${i + 1}/${RUNS}`);
+      await stack.dropKept();
+      runs.push(await measure(stack, clients, name("bad release, reverted by the guard"), script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "brokenwrites")));
+      await stack.dropKept();
+      runs.push(await measure(stack, clients, name("bad canary, taken back"), script("deploy", "--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", "--canary-step", "20", "brokenwrites")));
+      await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "clientbug1"]);
+      await stack.dropKept();
+      runs.push(await measure(stack, clients, name("healthy release through the guard, a hostile trickle"), script("deploy", "--no-pull", "--skip-backup", "--guard", "10", "clientbug2"), {}, true));
+      await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "v1"]);
+    }
+  } finally {
+    await stack.down();
+  }
+  return runs;
+}
+
+/** Judging by client against the rule before, same run: the guard's and the canary's speed, and the hostile trickle's verdict. */
+function clientTable(runs: Run[]): string[] {
+  const out = [
+    `The guard and the canary judging by client (now) against every request alone (before, ${CLIENTS_BEFORE}): median of ${RUNS}; "to revert" as in the judge's table; the hostile row: a healthy release (--guard 10) while one client gets 500 back to back`,
+    "| scenario | clients | now: to revert s | now: failed (each run) | before: to revert s | before: failed (each run) | failed now / before |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  const spans = (rs: Run[], from: string) => {
+    const v = rs.map((r) => phaseSpan(r, from, from === "switched" ? "revert" : "canary back")).filter((x): x is number => x !== null);
+    return v.length ? median(v) / 1000 : null;
+  };
+  for (const clients of CONCURRENCY) {
+    const of = (s: string) => runs.filter((r) => r.clients === clients && r.scenario === s);
+    for (const [scenario, from] of [["bad release, reverted by the guard", "switched"], ["bad canary, taken back", "canary 10 on"]] as const) {
+      const now = of(scenario);
+      const was = of(`${scenario}, before (${CLIENTS_BEFORE})`);
+      if (!now.length) continue;
+      const ratio = median(was.map((r) => r.failed)) ? median(now.map((r) => r.failed)) / median(was.map((r) => r.failed)) : null;
+      out.push(`| ${scenario} | ${clients} | ${fmt(spans(now, from))} | ${now.map((r) => r.failed).join(", ")} | ${fmt(spans(was, from))} | ${was.map((r) => r.failed).join(", ")} | ${ratio === null ? "-" : `${Math.round(ratio * 100)} %`} |`);
+    }
+    const kept = (rs: Run[]) => `kept ${rs.filter((r) => r.ok).length}/${rs.length}`;
+    const now = of("healthy release through the guard, a hostile trickle");
+    const was = of(`healthy release through the guard, a hostile trickle, before (${CLIENTS_BEFORE})`);
+    if (now.length) out.push(`| healthy release, a hostile trickle | ${clients} | ${kept(now)} | ${now.map((r) => r.failed).join(", ")} | ${kept(was)} | ${was.map((r) => r.failed).join(", ")} | |`);
+  }
+  return out;
 }
 
 /**
@@ -462,6 +529,15 @@ async function main(): Promise<void> {
     console.log(text);
     writeFileSync(join(out, "guard.md"), `${text}\n`);
     writeFileSync(join(out, "guard.json"), JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ samples, ...r }) => ({ ...r, samples: samples.length })) }, null, 2));
+    return;
+  }
+  if (process.env.BENCH_ONLY === "clients") {
+    const runs: Run[] = [];
+    for (const clients of CONCURRENCY) runs.push(...(await clientScenarios(clients)), ...(await clientScenarios(clients, CLIENTS_BEFORE)));
+    const text = clientTable(runs).join("\n");
+    console.log(text);
+    writeFileSync(join(out, "clients.md"), `${text}\n`);
+    writeFileSync(join(out, "clients.json"), JSON.stringify({ date: new Date().toISOString(), runs: runs.map(({ samples, ...r }) => ({ ...r, samples: samples.length })) }, null, 2));
     return;
   }
   if (process.env.BENCH_ONLY === "proxy") {

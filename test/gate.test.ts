@@ -28,6 +28,8 @@ const VERIFY = step("deploy.yml", "verify", (s) => s.id === "resolve");
 const RECORD = step("deploy.yml", "deploy", (s) => s.id === "record");
 const FACTS = step("deploy.yml", "deploy", (s) => s.id === "facts");
 const MARK = step("deploy.yml", "deploy", (s) => /^Mark the deploy record/.test(s.name ?? ""));
+const RECHECK = step("deploy.yml", "deploy", (s) => /^Check the gate again/.test(s.name ?? ""));
+const ROLLBACK_INPUTS = step("rollback.yml", "rollback", (s) => /^Validate the inputs/.test(s.name ?? ""));
 
 let dir = "";
 let stateFile = "";
@@ -137,7 +139,7 @@ describe("the staging -> production gate (deploy.yml verify)", () => {
     writeFileSync(stateFile, JSON.stringify(s));
     const r = await verify({ INPUT_REF: sha("a") });
     expect(r.exitCode).toBe(1);
-    expect(r.all).toMatch(/the production environment has no required reviewers/);
+    expect(r.all).toMatch(/::error::cannot read the production environment's protection rules/);
     expect((await verify({ INPUT_REF: sha("a"), ALLOW_UNREVIEWED_PRODUCTION: "true" })).exitCode).toBe(0);
   });
 
@@ -150,6 +152,142 @@ describe("the staging -> production gate (deploy.yml verify)", () => {
     expect(long.all).toMatch(/last 5400s; keep them to 3600s in all/);
     expect((await verify({ INPUT_REF: sha("a"), INPUT_CANARY: "10", INPUT_CANARY_STEP: "1801" })).all).toMatch(/use seconds from 1 to 1800/);
     expect(workflow("deploy.yml").jobs.deploy["timeout-minutes"]).toBe("${{ fromJSON(needs.verify.outputs.timeout_minutes) }}");
+  });
+});
+
+/** Changes the fake's state: F gets the parsed state and edits it in place. */
+const edit = (f: (s: any) => void) => {
+  const s = state();
+  f(s);
+  writeFileSync(stateFile, JSON.stringify(s));
+};
+
+describe("GitHub as it really answers: failures on stdout, approvals that wait, rollbacks anywhere", () => {
+  it("the stand-in fails as gh does: GitHub's error body on stdout, --jq or not, the message on stderr, exit 1", async () => {
+    const r = await execa("gh", ["api", `repos/${REPO}/environments/production`, "--jq", ".protection_rules | length"], {
+      reject: false,
+      env: { PATH: `${dir}/bin:${process.env.PATH}`, FAKE_GH_STATE: stateFile },
+    });
+    edit((s) => delete s.environments);
+    const missing = await execa("gh", ["api", `repos/${REPO}/environments/production`, "--jq", ".protection_rules | length"], {
+      reject: false,
+      env: { PATH: `${dir}/bin:${process.env.PATH}`, FAKE_GH_STATE: stateFile },
+    });
+    expect([r.exitCode, r.stdout]).toEqual([0, "1"]);
+    expect(missing.exitCode).toBe(1);
+    expect(JSON.parse(missing.stdout)).toMatchObject({ message: "Not Found", status: "404" });
+    expect(missing.stderr).toBe("gh: Not Found (HTTP 404)");
+  });
+
+  it("production is refused when its environment is missing (404), unreadable (403) or answers no count; only a number > 0 passes", async () => {
+    await deploy("staging", sha("a"), digest("a"), "success");
+    edit((s) => delete s.environments.production);
+    const missing = await verify({ INPUT_REF: sha("a") });
+    expect(missing.exitCode).toBe(1);
+    expect(missing.all).toMatch(/::error::gh api repos\/acme\/shop\/environments\/production failed: gh: Not Found \(HTTP 404\)/);
+    expect(missing.all).toMatch(/::error::cannot read the production environment's protection rules \(unreadable\)/);
+    expect(missing.outputs.digest).toBeUndefined();
+    edit((s) => {
+      s.environments.production = { protection_rules: [{ id: 1, type: "required_reviewers", reviewers: [] }] };
+      s.forbidden = ["^environments/"];
+    });
+    const forbidden = await verify({ INPUT_REF: sha("a") });
+    expect(forbidden.exitCode).toBe(1);
+    expect(forbidden.all).toMatch(/Resource not accessible by integration \(HTTP 403\)/);
+    edit((s) => {
+      s.forbidden = [];
+      s.environments.production = { protection_rules: [{ id: 1, type: "wait_timer" }] };
+    });
+    expect((await verify({ INPUT_REF: sha("a") })).all).toMatch(/the production environment has no required reviewers/);
+    edit((s) => (s.environments.production = { protection_rules: [{ id: 1, type: "required_reviewers", reviewers: [] }] }));
+    expect((await verify({ INPUT_REF: sha("a") })).exitCode).toBe(0);
+  });
+
+  it("a token that cannot read deployments fails the gate naming GitHub's answer, never as 'not passed' or a pass", async () => {
+    await deploy("staging", sha("a"), digest("a"), "success");
+    edit((s) => (s.forbidden = ["^deployments"]));
+    const r = await verify({ INPUT_REF: sha("a") });
+    expect(r.exitCode).toBe(1);
+    expect(r.all).toMatch(/::error::cannot read the staging deployments of acme\/shop/);
+    expect(r.all).not.toMatch(/has not passed staging/);
+    expect(r.outputs.digest).toBeUndefined();
+  });
+
+  it("a production rollback closes the gate too: the digest it undid is refused for production again", async () => {
+    await deploy("staging", sha("a"), digest("a"), "success");
+    await deploy("staging", sha("b"), digest("b"), "success");
+    await deploy("production", sha("a"), digest("a"), "success");
+    await deploy("production", sha("b"), digest("b"), "success");
+    expect(await rollback("production")).toMatch(new RegExp(`^marked GitHub deployment \\d+ \\(${sha("b")}, `));
+    const r = await verify({ INPUT_REF: sha("b") });
+    expect(r.exitCode).toBe(1);
+    expect(r.all).toMatch(new RegExp(`::error::${sha("b")} was rolled back on production \\(rolled back: by oncall in run 77, `));
+    expect((await verify({ INPUT_REF: sha("a") })).outputs.digest).toBe(digest("a"));
+  });
+
+  it("the deploy job checks the gate again after the approval wait: a staging rollback meanwhile stops it before the host", async () => {
+    await deploy("staging", sha("a"), digest("a"), "success");
+    await deploy("staging", sha("b"), digest("b"), "success");
+    const verified = await verify({ INPUT_REF: sha("b") });
+    expect(verified.outputs.digest).toBe(digest("b"));
+    expect((await run(RECHECK, { SHA: sha("b"), DIGEST: digest("b") })).exitCode).toBe(0);
+    // While the run waits for a reviewer, on-call rolls staging back.
+    await rollback("staging");
+    const after = await run(RECHECK, { SHA: sha("b"), DIGEST: digest("b") });
+    expect(after.exitCode).toBe(1);
+    expect(after.all).toMatch(/was rolled back on staging/);
+    const job = workflow("deploy.yml").jobs.deploy;
+    const names = (job.steps as any[]).map((st) => st.name ?? st.uses);
+    expect(names.findIndex((n) => /^Check the gate again/.test(n))).toBeLessThan(names.findIndex((n) => /^Record the deploy/.test(n)));
+    expect(job.environment.deployment).toBe(false);
+  });
+
+  it("staging moves only forward: a re-run of an old ci run is refused, naming what staging runs; a newer commit passes", async () => {
+    await deploy("staging", sha("b"), digest("b"), "success");
+    edit((s) => {
+      s.artifacts = { 41: { [`release-${sha("a")}`]: { "release.json": JSON.stringify({ commit: sha("a"), digest: digest("a") }) } }, 42: { [`release-${sha("c")}`]: { "release.json": JSON.stringify({ commit: sha("c"), digest: digest("c") }) } } };
+      s.compare = { [`${sha("b")}...${sha("a")}`]: "behind", [`${sha("b")}...${sha("c")}`]: "ahead" };
+    });
+    const rerun = await run(VERIFY, { EVENT: "workflow_run", RUN_ID: "41", RUN_SHA: sha("a"), INPUT_CANARY: "", INPUT_CANARY_STEP: "60" });
+    expect(rerun.exitCode).toBe(1);
+    expect(rerun.all).toMatch(new RegExp(`::error::${sha("a")} is older than ${sha("b")}, which staging runs .*run rollback\\.yml for staging`));
+    const newer = await run(VERIFY, { EVENT: "workflow_run", RUN_ID: "42", RUN_SHA: sha("c"), INPUT_CANARY: "", INPUT_CANARY_STEP: "60" });
+    expect(newer.exitCode, newer.all).toBe(0);
+    expect(newer.outputs).toMatchObject({ sha: sha("c"), digest: digest("c"), environment: "staging" });
+  });
+
+  it("the facts never carry an error body: an unreadable approval or changelog is empty, with a warning", async () => {
+    await deploy("production", sha("a"), digest("a"), "success");
+    edit((s) => {
+      s.approvals = { 5: [{ user: { login: "alice" }, state: "approved" }] };
+    });
+    const good = await run(FACTS, { SHA: sha("c"), ENVIRONMENT: "production", RUN_ID: "5" });
+    expect(good.exitCode, good.all).toBe(0);
+    expect(good.outputs.approver).toBe("alice");
+    edit((s) => (s.forbidden = ["^actions/runs/5/approvals$", "^compare/"]));
+    const bad = await run(FACTS, { SHA: sha("c"), ENVIRONMENT: "production", RUN_ID: "5" });
+    expect(bad.exitCode, bad.all).toBe(0);
+    expect(bad.outputs.approver).toBe("");
+    expect(bad.all).toMatch(/::warning::cannot read who approved run 5/);
+    expect(bad.all).toMatch(/::warning::cannot read the commits since a{40}/);
+    expect(JSON.stringify(bad.outputs)).not.toMatch(/Not Found|not accessible|documentation_url/);
+  });
+
+  it("the record step fails with no id when GitHub refuses the deployment, so nothing is marked", async () => {
+    edit((s) => (s.forbidden = ["^deployments$"]));
+    const record = await run(RECORD, { SHA: sha("a"), ENVIRONMENT: "staging", DIGEST: digest("a") });
+    expect(record.exitCode).toBe(1);
+    expect(record.outputs.id).toBeUndefined();
+    expect(record.all).toMatch(/Resource not accessible by integration/);
+  });
+
+  it("rollback.yml refuses a dispatch from another branch before anything runs with the rollback key", async () => {
+    const feature = await run(ROLLBACK_INPUTS, { ENVIRONMENT: "production", TAG: "", RUN_REF: "refs/heads/feature" });
+    expect(feature.exitCode).toBe(1);
+    expect(feature.all).toMatch(/::error::rollback\.yml was dispatched from refs\/heads\/feature; dispatch it from main/);
+    expect((await run(ROLLBACK_INPUTS, { ENVIRONMENT: "production", TAG: "", RUN_REF: "refs/heads/main" })).exitCode).toBe(0);
+    const steps = workflow("rollback.yml").jobs.rollback.steps as any[];
+    expect(steps[0].name).toMatch(/^Validate the inputs/);
   });
 });
 

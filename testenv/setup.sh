@@ -11,7 +11,7 @@ state="$repo/.testenv"
 tools=${SLIPWAY_TOOLS_CACHE:-$HOME/.cache/slipway-tools}
 pg_container=slipway-test-postgres
 pg_port=${SLIPWAY_TEST_PG_PORT:-55432}
-actionlint_version=1.7.7
+actionlint_version=1.7.12
 
 # shellcheck source=testenv/pins.sh
 source "$here/pins.sh"

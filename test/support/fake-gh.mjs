@@ -2,7 +2,8 @@
 // A stand-in for `gh api` in the workflow tests, over the model in fake-github.mjs (state in the
 // JSON file FAKE_GH_STATE). Takes the flags the workflows use: -f/-F/--raw-field/--field, --input,
 // -X/--method, --jq/-q, --paginate (every page, as gh does) and --silent.
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { call, HttpError } from "./fake-github.mjs";
 
@@ -10,7 +11,21 @@ const stateFile = process.env.FAKE_GH_STATE;
 if (!stateFile) fail("FAKE_GH_STATE is not set", 2);
 
 const args = process.argv.slice(2);
+if (args[0] === "run" && args[1] === "download") runDownload(args.slice(2));
 if (args[0] !== "api") fail(`unsupported command: gh ${args.join(" ")}`);
+
+// gh run download RUN --repo R --name NAME --dir DIR: a run's artifact, from state.artifacts[RUN][NAME]
+// ({file: content}); gh's own words when there is none.
+function runDownload(rest) {
+  const run = rest[0];
+  const opt = (flag) => rest[rest.indexOf(flag) + 1];
+  const state = JSON.parse(readFileSync(stateFile, "utf8"));
+  const files = state.artifacts?.[run]?.[opt("--name")];
+  if (!files) fail("no valid artifacts found to download");
+  mkdirSync(opt("--dir"), { recursive: true });
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(opt("--dir"), name), content);
+  process.exit(0);
+}
 
 let path = "";
 let jq = "";
@@ -51,7 +66,13 @@ try {
     next = paginate && out.link ? /<https:\/\/api\.github\.com\/([^>]+)>/.exec(out.link)[1] : "";
   }
 } catch (err) {
-  if (err instanceof HttpError) fail(`HTTP ${err.status}: ${err.message}`);
+  // As gh does (cli/cli pkg/cmd/api processResponse): an error's JSON body goes to stdout
+  // unfiltered, --jq or not, and "gh: <message> (HTTP <status>)" to stderr, exit 1. A caller that
+  // reads stdout without checking the exit status reads the error body (cli/cli#5209).
+  if (err instanceof HttpError) {
+    process.stdout.write(`${JSON.stringify(err.body())}\n`);
+    fail(`${err.message} (HTTP ${err.status})`);
+  }
   throw err;
 }
 for (const json of pages) {

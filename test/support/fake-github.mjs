@@ -1,10 +1,13 @@
 // A small model of GitHub's REST API for the gate's tests, answering in the shapes GitHub documents
 // for `GET/POST /repos/{owner}/{repo}/deployments`, `.../deployments/{id}/statuses`,
+// `GET .../actions/runs/{id}/approvals`,
 // `GET .../environments/{name}`, `GET .../actions/runs`, `GET .../commits/{ref}` and
 // `GET .../compare/{basehead}`: lists newest first, auto_inactive on a success status, and
 // `per_page`/`page` with a Link header. Two faces share it and one JSON state file:
 // fake-gh.mjs (a stand-in `gh api` for the workflows' shell) and serveGitHub (HTTP, for the
 // module's own client, inside the Dagger engine too). Every call is appended to STATE + ".calls".
+// Failures in GitHub's shapes: 404 for what is missing, 422 for a bad ref, and 403 ("Resource not
+// accessible by integration") for every path matching a pattern in state.forbidden.
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { URLSearchParams } from "node:url";
@@ -13,6 +16,11 @@ export class HttpError extends Error {
   constructor(status, message) {
     super(message);
     this.status = status;
+  }
+
+  /** The body GitHub sends with it. */
+  body() {
+    return { message: this.message, documentation_url: "https://docs.github.com/rest", status: String(this.status) };
   }
 }
 
@@ -39,6 +47,8 @@ export function answer(state, { method, path, body = {} }) {
   const repo = /^repos\/([^/]+\/[^/]+)\//.exec(pathname)?.[1];
   if (!repo) throw new HttpError(404, `unexpected path ${path}`);
   const rest = pathname.slice(`repos/${repo}/`.length);
+  // A token without the permission an endpoint needs: GitHub answers 403 with this message.
+  if ((state.forbidden ?? []).some((pattern) => new RegExp(pattern).test(rest))) throw new HttpError(403, "Resource not accessible by integration");
   const now = () => new Date((state.clock += 1000)).toISOString().replace(/\.000Z$/, "Z");
   const deployment = (id) => state.deployments.find((x) => x.id === Number(id)) ?? notFound();
   let m;
@@ -84,6 +94,7 @@ export function answer(state, { method, path, body = {} }) {
     const env = state.environments?.[m[1]] ?? notFound();
     return { json: { id: 1, name: m[1], protection_rules: env.protection_rules ?? [] } };
   }
+  if ((m = /^actions\/runs\/(\d+)\/approvals$/.exec(rest))) return { json: state.approvals?.[m[1]] ?? [] };
   if (rest === "actions/runs") {
     const runs = state.runs.filter((r) => (!q.head_sha || r.head_sha === q.head_sha) && (!q.event || r.event === q.event));
     return { json: { total_count: runs.length, workflow_runs: runs } };
@@ -93,7 +104,7 @@ export function answer(state, { method, path, body = {} }) {
     if (!sha) throw new HttpError(422, "No commit found for SHA");
     return { json: { sha, commit: { author: { name: "Fixture Author" }, message: "fixture" } } };
   }
-  if ((m = /^compare\/(.+)\.\.\.(.+)$/.exec(rest))) return { json: { status: state.compare?.[m[2]] ?? "behind", commits: [] } };
+  if ((m = /^compare\/(.+)\.\.\.(.+)$/.exec(rest))) return { json: { status: state.compare?.[`${m[1]}...${m[2]}`] ?? state.compare?.[m[2]] ?? "behind", commits: [] } };
   throw new HttpError(404, `no fake for ${method} ${path}`);
 }
 
@@ -152,7 +163,7 @@ export async function serveGitHub(stateFile, host, token) {
         const out = call(stateFile, { method: req.method, path: req.url, body, log: [req.method, req.url.replace(/^\//, ""), ...(raw ? [raw] : [])] });
         send(req.method === "POST" ? 201 : 200, out.json, out.link ? { link: out.link.replaceAll("https://api.github.com", `http://${req.headers.host}`) } : {});
       } catch (err) {
-        send(err.status ?? 500, { message: err.message });
+        send(err.status ?? 500, err instanceof HttpError ? err.body() : { message: err.message });
       }
     });
   });
