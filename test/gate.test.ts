@@ -281,6 +281,17 @@ describe("GitHub as it really answers: failures on stdout, approvals that wait, 
     expect(record.all).toMatch(/Resource not accessible by integration/);
   });
 
+  it("README, RUNBOOK and the module agree: a rollback whose GitHub mark failed is marked by hand, never run again", async () => {
+    const { markedRollback } = await import("../dagger/src/commands/github.js");
+    const err = await markedRollback(async () => Promise.reject(new Error("GitHub is down")), async () => "rolled back").catch((e: Error) => e.message);
+    expect(err).toMatch(/do not roll back again: mark it by hand, RUNBOOK\.md §2 "When GitHub did not hear of the rollback"/);
+    const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+    const runbook = readFileSync(join(repoRoot, "RUNBOOK.md"), "utf8");
+    expect(runbook).toMatch(/\*\*When GitHub did not hear of the rollback\*\*[\s\S]{0,400}Do not roll back again/);
+    expect(readme).toMatch(/do \*\*not\*\* run the rollback again/);
+    expect(readme).not.toMatch(/run the rollback again once GitHub answers|idempotent on both sides/);
+  });
+
   it("rollback.yml refuses a dispatch from another branch before anything runs with the rollback key", async () => {
     const feature = await run(ROLLBACK_INPUTS, { ENVIRONMENT: "production", TAG: "", RUN_REF: "refs/heads/feature" });
     expect(feature.exitCode).toBe(1);

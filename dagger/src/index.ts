@@ -14,7 +14,7 @@ import { validatePerson } from "./commands/shell.js";
 import { hostResult, pinnedReference, releaseRef, resultSummary } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
 import { Release, releaseOf } from "./result.js";
-import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "./commands/ssh.js";
+import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, rollbackCall, type ScriptCall, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "./commands/ssh.js";
 import {
   dbWindow,
   gateReport,
@@ -379,11 +379,13 @@ export class Slipway {
     /** The REST API's base URL (GitHub Enterprise Server: https://HOST/api/v3). */
     githubApi = "https://api.github.com",
   ): Promise<string> {
-    const event = { action: "rollback", environment, release: tag ? releaseRef(tag) : "the previous release", operator } as const;
     this.connection();
+    // Validated before anything is marked; an empty --tag is no tag.
+    const call = rollbackCall(this.dir, tag, operator, this.targetArgs());
+    const event = { action: "rollback", environment, release: call.tag ? releaseRef(call.tag) : "the previous release", operator } as const;
     const github = githubContext(githubToken, githubRepository, githubApi, environment, githubRun, operator);
     return this.notified(slackWebhook, event, async () => {
-      const out = await markedRollback(github && (() => github.mark(tag)), () => this.runHostScript({ dir: this.dir, script: "rollback", tag, operator, args: this.targetArgs() }));
+      const out = await markedRollback(github && (() => github.mark(call.tag)), () => this.runHostScript(call));
       // The smoke test waits for the release the host says it rolled back to, then runs the journey.
       const back = hostResult(out)?.tag ?? "";
       return out + (await this.smokeOrRollBack(smokeUrl, 60, back, undefined));

@@ -22,6 +22,14 @@ export interface ReleaseEvent {
 
 const PHASE = { start: "started", success: "succeeded", failure: "FAILED" } as const;
 
+/**
+ * Text as Slack shows it literally: `&`, `<` and `>` escaped, as Slack documents for message text,
+ * so a commit subject holding `<!channel>` or `<https://…|text>` neither pings nor plants a link.
+ */
+export function slackEscape(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
 /** Slack's incoming-webhook payload: one text message (mrkdwn), capped at what Slack shows. */
 export function slackPayload(e: ReleaseEvent): { text: string } {
   const [tag, digest] = e.release.split("@");
@@ -33,7 +41,16 @@ export function slackPayload(e: ReleaseEvent): { text: string } {
     e.changelog?.length ? `changes:\n${e.changelog.slice(0, 20).map((s) => `• ${s}`).join("\n")}` : "",
     e.detail && `${e.phase === "failure" ? "reason" : "result"}: ${e.detail.trim().split("\n")[0]}`,
   ];
-  return { text: lines.filter(Boolean).join("\n").slice(0, 3000) };
+  // Every value is someone's text (a commit subject, an author, a host's error): all escaped.
+  return { text: truncate(slackEscape(lines.filter(Boolean).join("\n")), 3000) };
+}
+
+/** At most MAX characters, never ending inside an escape (`&am`). */
+function truncate(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max);
+  const amp = cut.lastIndexOf("&");
+  return amp >= 0 && !cut.slice(amp).includes(";") ? cut.slice(0, amp) : cut;
 }
 
 /**

@@ -129,6 +129,17 @@ export function remoteScriptCommand(call: ScriptCall): string {
 }
 
 /**
+ * A rollback's host call, checked whole before anything acts on it: an empty tag means "no tag"
+ * (the release before), and every value is validated by building the remote command, so a bad
+ * one fails here, before the GitHub deployment it would undo is marked.
+ */
+export function rollbackCall(dir: string, tag: string | undefined, operator: string, args: readonly string[]): ScriptCall {
+  const call: ScriptCall = { dir, script: "rollback", tag: tag === "" ? undefined : tag, operator, args };
+  remoteScriptCommand(call);
+  return call;
+}
+
+/**
  * The remote command that unpacks the bundle into a staging directory inside `dir`. Nothing the
  * host runs changes until deploy.sh, under the lock and after the tag validates, installs it: a
  * transfer cut off half-way, or a refused deploy, leaves the installed files as they were.

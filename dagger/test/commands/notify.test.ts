@@ -20,6 +20,23 @@ describe("release notifications", () => {
     expect(slackPayload({ action: "rollback", phase: "start", environment: "", release: "the previous release" }).text).toBe("Rollback of the previous release to the host started");
   });
 
+  it("escape what Slack would read as markup (&, <, >): a commit subject cannot ping the channel or plant a link", () => {
+    const { text } = slackPayload({
+      action: "deploy", phase: "success", environment: "production", release: "v2", author: "Eve <eve@example.com>",
+      commit: "3f2a", changelog: ["<!channel> deploy now", "see <https://evil.example|the docs> & more", "a &lt; b"], detail: "<@U123> done",
+    });
+    expect(text).not.toMatch(/[<>]/);
+    expect(text).toContain("• &lt;!channel&gt; deploy now");
+    expect(text).toContain("• see &lt;https://evil.example|the docs&gt; &amp; more");
+    // Already-escaped text is escaped again: it shows as typed.
+    expect(text).toContain("• a &amp;lt; b");
+    expect(text).toContain("by Eve &lt;eve@example.com&gt;");
+    // Capped without cutting an escape in two.
+    const long = slackPayload({ action: "deploy", phase: "success", environment: "p", release: "v", changelog: Array.from({ length: 20 }, () => "&".repeat(300)) }).text;
+    expect(long.length).toBeLessThanOrEqual(3000);
+    expect(long).toMatch(/(&amp;)+$/);
+  });
+
   it("name why a release failed in one line: the host's result line, else the error's first line (no prose is read)", () => {
     const exec = {
       message: "exit code: 1",

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { BUNDLE_ENTRIES } from "../../src/commands/contract.js";
-import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, remoteUnpackCommand, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "../../src/commands/ssh.js";
+import { DEPLOY_BUNDLE, deployArgs, kpiArgs, missingConnection, remoteScriptCommand, remoteUnpackCommand, rollbackCall, shipArgv, sshArgv, type SshTarget, stagingDir, targetArgs } from "../../src/commands/ssh.js";
 
 const target: SshTarget = { host: "app.example.com", user: "deploy", port: 2222, keyPath: "/k", knownHostsPath: "/kh" };
 
@@ -107,3 +107,20 @@ describe("the host, given once", () => {
     expect(() => targetArgs("swarm;id")).toThrow(/invalid target "swarm;id": use compose or swarm/);
   });
 });
+
+describe("rollbackCall: the rollback's host call, checked before the GitHub mark", () => {
+  it("an empty tag is no tag (the release before), not a refused one", () => {
+    const call = rollbackCall("/srv/app", "", "oncall", []);
+    expect(call.tag).toBeUndefined();
+    expect(remoteScriptCommand(call)).toBe("cd '/srv/app' && './scripts/rollback.sh' '--operator' 'oncall'");
+    expect(rollbackCall("/srv/app", undefined, "", []).tag).toBeUndefined();
+    expect(rollbackCall("/srv/app", "v1", "", []).tag).toBe("v1");
+  });
+
+  it("throws on a bad tag, operator or directory, so nothing is marked first", () => {
+    for (const [tag, operator, dir] of [["v1;id", "", "/srv/app"], [" ", "", "/srv/app"], ["v1", "bob;id", "/srv/app"], ["v1", "", "relative/dir"], ["\u0000", "", "/srv/app"]]) {
+      expect(() => rollbackCall(dir!, tag, operator!, []), `${tag} ${operator} ${dir}`).toThrow();
+    }
+  });
+});
+
