@@ -4,11 +4,11 @@
 # socket nginx tried last: SOCK (the release judged) or BASE (the stable release beside a
 # canary; empty for the guard).
 #
-# Failures are counted by client (the log's "client", proxy/client.js): the MIN_CLIENTS - 1 clients
-# that got the most 5xx in the window are left out of the 5xx share, requests and all, so no one
-# client (MIN_CLIENTS 2) can make a healthy release look broken, however it calls the API, and a
-# release that fails real users still trips at once: they are many clients. A line with no client
-# (a proxy older than the field) is its own client, never left out.
+# Failures are counted by client (the log's "client", proxy/client.js): the 5xx of the
+# MIN_CLIENTS - 1 clients that got the most in the window are not counted in the 5xx share, so no
+# one client (MIN_CLIENTS 2) can make a healthy release look broken, however it calls the API, and
+# a release that fails real users still trips at once: they are many clients. A line with no
+# client (a proxy older than the field) is its own client, never left out.
 #
 # Over SOCK's last WINDOW requests (at least MIN_SAMPLE of them), two shares are each tested
 # against their bound with 99 % confidence (the lower end of the Wilson score interval, so a
@@ -61,36 +61,40 @@ function limit(   l) {
   return p99min > l ? p99min : l
 }
 
-# Leaves out of E (5xx) and N (requests) the MIN_CLIENTS - 1 clients with the most 5xx in ERRS
-# (per client, with their requests in REQS): sets adj_e, adj_n and left (the 5xx left out).
-function spread(errs, reqs, e, n,   k, c, top, skip) {
-  adj_e = e; adj_n = n; left = 0
-  for (k = 1; k < min_clients; k++) {
-    top = ""
-    for (c in errs) if (!(c in skip) && errs[c] > 0 && (top == "" || errs[c] > errs[top] || (errs[c] == errs[top] && reqs[c] > reqs[top]))) top = c
-    if (top == "") break
-    skip[top] = 1; adj_e -= errs[top]; adj_n -= reqs[top]; left += errs[top]
-  }
+# Per slot S ("s" the judged, "b" the stable), each client's 5xx in the window (err[S, client]),
+# how many clients have each count (hist[S, count]) and the largest count (maxe[S]): kept as
+# requests come and go, so the share is judged in constant time per request however many
+# clients there are (100 clients' worth of counting per request made the guard fall behind the
+# log at 100 clients).
+function bump(s, c, d,   k) {
+  k = err[s, c] + 0
+  if (k > 0) hist[s, k]--
+  k += d
+  if (k > 0) { hist[s, k]++; err[s, c] = k } else delete err[s, c]
+  if (k > maxe[s]) maxe[s] = k
+  while (maxe[s] > 0 && !(hist[s, maxe[s]] > 0)) maxe[s]--
+}
+
+# The 5xx of the MIN_CLIENTS - 1 clients with the most in slot S's window: left out of its share.
+function top_errors(s,   k, m, need, sum) {
+  need = min_clients - 1; sum = 0
+  for (k = maxe[s]; k > 0 && need > 0; k--) { m = hist[s, k] + 0; if (m > need) m = need; sum += m * k; need -= m }
+  return sum
 }
 
 function base_share(   n) {
   if (base == "") return 0
   n = bcnt < window ? bcnt : window
-  spread(be, bn, berr, n)
-  return adj_n > 0 ? 100 * adj_e / adj_n : 0
+  return n ? 100 * (berr - top_errors("b")) / n : 0
 }
 
-# A request enters a slot's window at I with status ST from client C; the one it replaces leaves.
-# The per-client counts hold only clients in the window (a client's entries go with its last request).
-function enter(slot_is_sock, i, full, st, c,   old, olds) {
-  if (slot_is_sock) { old = wcl[i]; olds = ws[i]; wcl[i] = c } else { old = bcl[i]; olds = bs[i]; bcl[i] = c }
-  if (full && old != "") {
-    if (slot_is_sock) { if (olds >= 500) se[old]--; if (--sn[old] == 0) { delete sn[old]; delete se[old] } }
-    else { if (olds >= 500) be[old]--; if (--bn[old] == 0) { delete bn[old]; delete be[old] } }
-  }
-  if (c == "") return
-  if (slot_is_sock) { sn[c]++; if (st >= 500) { se[c]++; if (++te[c] > top_total) top_total = te[c] } }
-  else { bn[c]++; if (st >= 500) be[c]++ }
+# A request enters slot S's window at I with status ST from client C; the one it replaces leaves.
+function enter(s, i, full, st, c,   old, olds) {
+  if (s == "s") { old = wcl[i]; olds = ws[i]; wcl[i] = c } else { old = bcl[i]; olds = bs[i]; bcl[i] = c }
+  if (full && old != "" && olds >= 500) bump(s, old, -1)
+  if (c == "" || st < 500) return
+  bump(s, c, 1)
+  if (s == "s" && ++te[c] > top_total) top_total = te[c]
 }
 
 # The verdict line; beside a canary, a tab and what the stable release got meanwhile.
@@ -101,15 +105,16 @@ function trip(verdict) {
   exit 0
 }
 
-function judge_errors(   n, lim5, who) {
+function judge_errors(   n, lim5, left, e, who) {
   n = cnt < window ? cnt : window
   if (n < min_sample) return
   if (werr == 0) { run = 0; return }
   lim5 = max5xx + base_share()
-  spread(se, sn, werr, n)
-  if (adj_n < min_sample || lower(adj_e, adj_n) <= lim5 / 100) { run = 0; return }
+  left = top_errors("s")
+  e = werr - left
+  if (lower(e, n) <= lim5 / 100) { run = 0; return }
   who = min_clients > 2 ? sprintf("the %d clients", min_clients - 1) : "the client"
-  if (++run >= bad) trip(sprintf("5xx %.1f %% > %g %% (%d of %d requests%s)", 100 * adj_e / adj_n, lim5, adj_e, adj_n, left ? sprintf("; the %d of %s with the most left out", left, who) : ""))
+  if (++run >= bad) trip(sprintf("5xx %.1f %% > %g %% (%d of %d requests%s)", 100 * e / n, lim5, e, n, left ? sprintf("; the %d of %s with the most left out", left, who) : ""))
 }
 
 function judge_latency(now,   n, i, slow, lim) {
@@ -158,7 +163,7 @@ function progress(now,   line, r, p) {
   if (substr(to, length(to) - length(sock) + 1) == sock) {
     i = cnt % window
     if (cnt >= window && ws[i] >= 500) werr--
-    enter(1, i, cnt >= window, st, cl)
+    enter("s", i, cnt >= window, st, cl)
     ws[i] = st; wd[i] = du
     if (st >= 500) { werr++; terr++; ierr++ }
     idur[icnt % window] = du
@@ -167,7 +172,7 @@ function progress(now,   line, r, p) {
   } else if (base != "" && substr(to, length(to) - length(base) + 1) == base) {
     i = bcnt % window
     if (bcnt >= window && bs[i] >= 500) berr--
-    enter(0, i, bcnt >= window, st, cl)
+    enter("b", i, bcnt >= window, st, cl)
     bs[i] = st; bd[i] = du
     if (st >= 500) { berr++; berr_total++; bierr++ }
     bcnt++; btotal++; bicnt++

@@ -117,7 +117,9 @@ describe("the streaming judge (lib/judge.awk)", () => {
 
     it("a release failing every client's writes still trips within a handful of requests, the hostile one left out", async () => {
       const out = await judge(stream(30, 300, (i) => hostile(i, 500)), { minClients: 2 });
-      expect(out.at(-1)).toMatch(/^TRIP 5xx 100\.0 % > 1 % \((\d) of \1 requests; the \d of the client with the most left out\)$/);
+      expect(out.at(-1)).toMatch(/^TRIP 5xx \d+\.\d % > 1 % \((\d+) of (\d+) requests; the \d of the client with the most left out\)$/);
+      // Within a handful of requests, as before.
+      expect(Number(/of (\d+) requests/.exec(out.at(-1)!)![1])).toBeLessThanOrEqual(12);
     });
 
     it("two clients failing trip at GUARD_MIN_CLIENTS 2, not at 3", async () => {
@@ -136,7 +138,7 @@ describe("the streaming judge (lib/judge.awk)", () => {
       const both = (i: number) => hostile(i, 200, i % 2 === 0 ? "b" : "a");
       expect((await judge(stream(10, 300, both), { base: "a", seconds: 10, minClients: 2 })).at(-1)).toMatch(/^PASS /);
       const broken = (i: number) => (i % 2 === 0 ? hostile(i, 500, "b") : hostile(i, 200, "a"));
-      expect((await judge(stream(10, 300, broken), { base: "a", seconds: 10, minClients: 2 })).at(-1)).toMatch(/^TRIP 5xx 100\.0 % > 1 % .*\t\(stable: \d+ requests, \d+ 5xx\)$/);
+      expect((await judge(stream(10, 300, broken), { base: "a", seconds: 10, minClients: 2 })).at(-1)).toMatch(/^TRIP 5xx \d+\.\d % > 1 % .*\t\(stable: \d+ requests, \d+ 5xx\)$/);
     });
 
     it("a client value cannot forge another field: nginx escapes its quotes (escape=json)", async () => {
