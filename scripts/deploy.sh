@@ -96,7 +96,7 @@ main() {
       --skip-backup) skip_backup=1 ;;
       --skip-rehearsal) skip_rehearsal=1 ;;
       --timeout) (($# >= 2)) || die "--timeout needs a value in seconds"; timeout=$2; shift ;;
-      --guard) (($# >= 2)) || die "--guard needs a value in seconds (0 turns it off)"; guard=$2; shift ;;
+      --guard) { (($# >= 2)) && [[ -n "$2" ]]; } || die "--guard needs a value in seconds (0 turns it off)"; guard=$2; shift ;;
       --canary) (($# >= 2)) || die "--canary needs percent steps, e.g. 10,50"; canary=$2; shift ;;
       --canary-step) (($# >= 2)) || die "--canary-step needs a value in seconds"; canary_step=$2; shift ;;
       --canary-min-requests) (($# >= 2)) || die "--canary-min-requests needs a number (0: no minimum)"; canary_min=$2; shift ;;
@@ -115,7 +115,7 @@ main() {
   fi
   require_ref "$tag"
   require_positive_int --timeout "$timeout"
-  [[ -z "$guard" || "$guard" =~ ^[0-9]{1,4}$ ]] || die "--guard must be a number of seconds (0 turns the guard off), got '$guard'"
+  [[ -z "$guard" || "$guard" =~ ^(0|[1-9][0-9]{0,3})$ ]] || die "--guard must be a whole number of seconds in decimal, 0 to 9999 (0 turns the guard off), got '$guard'"
   require_canary "$canary" "$canary_step" "$canary_min"
   [[ -z "$bundle" || "$bundle" =~ ^incoming/[a-z0-9-]{8,64}$ ]] || die "invalid --bundle '$bundle': use incoming/<id>, as dagger call deploy does"
   # Outside a deployment directory, the compose file's message names the fix.

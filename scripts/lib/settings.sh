@@ -2,14 +2,25 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # variables here are read by the scripts that source lib.sh
 
-# A numeric setting from .env (the guard's, the migration retries), or its default; refuses
-# what is not a plain number.
+# A numeric setting from .env (the guard's, the migration retries), or its default; refuses, in
+# one line naming the key, what its kind in ENV_VALUES does not admit (valid_value: one grammar
+# for check_env and every reader, decimal only).
 env_number() { # KEY default
-  local value
+  local value kind
   value=$(env_get "$1")
   value=${value:-$2}
-  [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$1 in .env must be a number, e.g. $1=$2, got '$value'"
+  kind=$(value_kind "$1")
+  valid_value "${kind:-number}" "$value" || die "$1 in .env must be a ${kind:-number} in decimal, e.g. $1=$2, got '$value'"
   echo "$value"
+}
+
+# KEY's kind in ENV_VALUES (int, number, …), or nothing for a key it does not list.
+value_kind() { # key
+  local spec key kind example
+  for spec in $ENV_VALUES; do
+    IFS=: read -r key kind example <<<"$spec"
+    [[ "$key" != "$1" ]] || { echo "$kind"; return 0; }
+  done
 }
 
 # Every number and duration .env may set, as KEY:kind:example. Checked by check_env before a
@@ -21,11 +32,13 @@ ENV_VALUES="GUARD_SECONDS:int:30 GUARD_SAMPLE_SECONDS:number:3 GUARD_BAD_SAMPLES
   API_REPLICAS:count:2 HTTP_PORT:port:8000 SHUTDOWN_GRACE_MS:int:20000 MIN_FREE_MB:int:1024
   MIGRATION_LOCK_TIMEOUT:pgduration:1s MIGRATION_STATEMENT_TIMEOUT:pgduration:15min API_START_PERIOD:duration:30s"
 
+# Decimal only: no leading zero (bash reads 08 as bad octal, so `((guard > 0))` on GUARD_SECONDS=08
+# failed and skipped the guard), no sign, exponent or space.
 valid_value() { # kind value
   case "$1" in
-    int) [[ "$2" =~ ^[0-9]{1,9}$ ]] ;;
+    int) [[ "$2" =~ ^(0|[1-9][0-9]{0,8})$ ]] ;;
     count) [[ "$2" =~ ^[1-9][0-9]{0,3}$ ]] ;;
-    number) [[ "$2" =~ ^[0-9]{1,9}(\.[0-9]{1,9})?$ ]] ;;
+    number) [[ "$2" =~ ^(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?$ ]] ;;
     port) [[ "$2" =~ ^[1-9][0-9]{0,4}$ ]] && (($2 <= 65535)) ;;
     pgduration) [[ "$2" =~ ^[0-9]{1,9}(us|ms|s|min|h|d)?$ ]] ;;
     duration) [[ "$2" =~ ^([0-9]{1,9}(\.[0-9]+)?(ns|us|ms|s|m|h))+$ ]] ;;
