@@ -477,6 +477,23 @@ describe.sequential("production stack", () => {
       }
     });
 
+    it("a post-deploy hook that leaves a background child holds no lock: a rollback right after the deploy succeeds", async () => {
+      const remove = hook("post-deploy", `( sleep 20 ) &\necho $! > "${join(stack.dir, "hook-child")}"`);
+      try {
+        const from = await serving();
+        const deploy = await stack.script("deploy", ["--no-pull", "--skip-backup", other(from)]);
+        expect(deploy.exitCode, deploy.all).toBe(0);
+        const back = await stack.script("rollback");
+        expect(back.exitCode, back.all).toBe(0);
+        expect(back.all).not.toMatch(/holds the deploy lock/);
+        expect(await serving()).toBe(from);
+        expect(existsSync(`/proc/${Number(stack.read("hook-child"))}`)).toBe(false);
+      } finally {
+        remove();
+        rmSync(join(stack.dir, "hook-child"), { force: true });
+      }
+    });
+
     it("a post-deploy hook that hangs is killed at HOOK_TIMEOUT, logged and shown by status.sh; the release stands", async () => {
       const dropEnv = envLines("HOOK_TIMEOUT=2");
       const remove = hook("post-deploy", "sleep 120");

@@ -27,7 +27,7 @@ value_kind() { # key
 # command changes anything, so a malformed value fails it in one line, naming the key.
 ENV_VALUES="GUARD_SECONDS:int:30 GUARD_SAMPLE_SECONDS:number:3 GUARD_BAD_SAMPLES:int:2
   GUARD_MIN_SAMPLE_REQUESTS:int:5 GUARD_MIN_REQUESTS:int:20 GUARD_MAX_5XX_PERCENT:number:1
-  GUARD_P99_SECONDS:number:1 GUARD_P99_FACTOR:number:3 GUARD_WINDOW_REQUESTS:int:100 GUARD_MIN_CLIENTS:int:2 HOOK_TIMEOUT:int:60 MIGRATION_LOCK_TRIES:int:3
+  GUARD_P99_SECONDS:number:1 GUARD_P99_FACTOR:number:3 GUARD_WINDOW_REQUESTS:int:100 GUARD_MIN_CLIENTS:int:2 HOOK_TIMEOUT:seconds:60 MIGRATION_LOCK_TRIES:int:3
   KPI_P99_SECONDS:number:1 KPI_MAX_ERROR_PERCENT:number:0.1 KPI_MIN_AVAILABILITY_PERCENT:number:99.9
   API_REPLICAS:count:2 HTTP_PORT:port:8000 SHUTDOWN_GRACE_MS:int:20000 MIN_FREE_MB:int:1024
   MIGRATION_LOCK_TIMEOUT:pgduration:1s MIGRATION_STATEMENT_TIMEOUT:pgduration:15min API_START_PERIOD:duration:30s"
@@ -38,6 +38,8 @@ valid_value() { # kind value
   case "$1" in
     int) [[ "$2" =~ ^(0|[1-9][0-9]{0,8})$ ]] ;;
     count) [[ "$2" =~ ^[1-9][0-9]{0,3}$ ]] ;;
+    # A limit that must end: 0 would be none at all (timeout 0 never fires), an hour is the most.
+    seconds) [[ "$2" =~ ^[1-9][0-9]{0,3}$ ]] && ((10#$2 <= 3600)) ;;
     number) [[ "$2" =~ ^(0|[1-9][0-9]{0,8})(\.[0-9]{1,9})?$ ]] ;;
     port) [[ "$2" =~ ^[1-9][0-9]{0,4}$ ]] && (($2 <= 65535)) ;;
     pgduration) [[ "$2" =~ ^[0-9]{1,9}(us|ms|s|min|h|d)?$ ]] ;;

@@ -13,7 +13,7 @@ import { repoRoot } from "../../test/support/database.js";
 
 const settings = readFileSync(join(repoRoot, "scripts/lib/settings.sh"), "utf8");
 const specs = /ENV_VALUES="([^"]+)"/.exec(settings)![1]!.trim().split(/\s+/).map((s) => s.split(":") as [string, string, string]);
-const numeric = specs.filter(([, kind]) => ["int", "number", "count", "port"].includes(kind));
+const numeric = specs.filter(([, kind]) => ["int", "number", "count", "port", "seconds"].includes(kind));
 
 /** Runs FN (bash) with lib.sh sourced in a deployment directory whose .env holds LINES. */
 async function withEnv(lines: string[], fn: string) {
@@ -29,6 +29,7 @@ const bounds: Record<string, { ok: string[]; bad: string[] }> = {
   number: { ok: ["0", "0.5", "999999999.123456789"], bad: ["1000000000", "1.1234567890", ".5", "5."] },
   count: { ok: ["1", "9999"], bad: ["0", "10000"] },
   port: { ok: ["1", "65535"], bad: ["0", "65536"] },
+  seconds: { ok: ["1", "3600"], bad: ["0", "3601"] },
 };
 
 describe("one validator, one grammar: every numeric .env key and --guard", () => {
