@@ -212,6 +212,15 @@ shared_file() { # file
   chgrp --reference="$SLIPWAY_DIR" "$1" 2>/dev/null || true
 }
 
+# The same for a directory: made setgid with the deployment directory's group, mode 2770, by
+# whoever makes it first (root or the deploy user), so both can write in it after.
+shared_dir() { # dir
+  [[ -d "$1" ]] && return 0
+  (umask 0007 && mkdir -p "$1") || return 1
+  chgrp --reference="$SLIPWAY_DIR" "$1" 2>/dev/null || true
+  chmod 2770 "$1"
+}
+
 # Once the lock is held: the note cleared (release_lock_note), and deploy's and rollback's result line.
 on_exit() { # exit_status
   release_lock_note

@@ -156,7 +156,8 @@ describe.sequential("production stack", () => {
     const file = backup.stdout.trim();
     expect(file).toMatch(/backups\/slipway-\d{8}T\d{6}Z\.sql$/);
     expect(readFileSync(file, "utf8").length).toBeGreaterThan(0);
-    expect((await import("node:fs")).statSync(file).mode & 0o777).toBe(0o600);
+    // The deployment group's to read (root and the deploy user share backups/), nobody else's.
+    expect((await import("node:fs")).statSync(file).mode & 0o777).toBe(0o640);
     const after = await post("written-after-backup");
 
     const restore = await stack.script("restore", [file, "--yes"]);

@@ -3,14 +3,19 @@
 # shellcheck disable=SC2034  # variables here are read by the scripts that source lib.sh
 
 # Runs DUMP_COMMAND (pg_dump, however the target reaches the database) into a hidden partial file
-# in DIR, mode 600; renames it to DIR/DB-<UTC yyyymmddThhmmssZ>.sql only when pg_dump's completion
+# in DIR, mode 640; renames it to DIR/DB-<UTC yyyymmddThhmmssZ>.sql only when pg_dump's completion
 # marker is there, so a file with the final name is always whole; then, with KEEP, deletes all but
 # the newest KEEP dumps of DB. Prints the dump's path. A failure removes the partial file and dies
 # naming HINT (where to look).
+# DIR belongs to the deployment's group (setgid, 2770), whoever makes it first: root's first
+# backup made it 0700 and root's, and every later backup of the deploy user failed, so did its
+# deploys. Dumps are the group's to read, nobody else's.
 write_dump() { # dir db keep hint dump_command...
   local dir=$1 db=$2 keep=$3 hint=$4 stamp final partial
   shift 4
-  (umask 077 && mkdir -p "$dir") || die "cannot create $dir; no backup was written"
+  shared_dir "$dir" || die "cannot create $dir; no backup was written"
+  [[ -w "$dir" && -x "$dir" ]] \
+    || die "cannot write to $dir ($(stat -c '%U:%G %a' "$dir" 2>/dev/null)); no backup was written: as its owner or root, chgrp --reference=$SLIPWAY_DIR $dir && chmod 2770 $dir"
   while :; do
     stamp=$(date -u +%Y%m%dT%H%M%SZ)
     final="$dir/$db-$stamp.sql"
@@ -19,7 +24,7 @@ write_dump() { # dir db keep hint dump_command...
   done
   partial="$dir/.$db-$stamp.sql.partial"
   step "dumping database $db to $final"
-  if ! (umask 077 && "$@" >"$partial"); then
+  if ! (umask 027 && "$@" >"$partial"); then
     rm -f "$partial"
     die "pg_dump failed; no backup was written (check: $hint)"
   fi

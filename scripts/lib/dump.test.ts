@@ -1,0 +1,63 @@
+/**
+ * Backups as the host really runs them: root and the deploy user (README's host preparation: a
+ * user in the deployment directory's group, the directory setgid) both write into backups/,
+ * whoever made it. Before, root's first backup made it 0700 and root's, and the deploy user's
+ * next backup failed ("rm: cannot remove …partial: Permission denied"), and so its deploys.
+ */
+import { chmodSync, chownSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { describe, expect, it } from "vitest";
+import { repoRoot } from "../../test/support/database.js";
+
+// An unprivileged user and group that every Debian system has.
+const NOBODY = 65534;
+const asRoot = process.getuid?.() === 0;
+
+/** write_dump as UID (a group member of the deployment directory) or as root; the dump a fake pg_dump writes. */
+async function backup(dir: string, uid: number | null, complete = true) {
+  const dump = `printf -- '--\\n-- PostgreSQL database dump\\n--\\nSELECT 1;\\n${complete ? "-- PostgreSQL database dump complete\\n" : ""}'`;
+  const script = `source ${join(repoRoot, "scripts/lib.sh")} && write_dump "$SLIPWAY_DIR/backups" slipway 2 "the fake" bash -c "${dump}"`;
+  const argv = uid === null ? ["bash", "-c", script] : ["setpriv", `--reuid=${uid}`, `--regid=${NOBODY}`, "--clear-groups", "bash", "-c", script];
+  return execa(argv[0]!, argv.slice(1), { reject: false, all: true, env: { SLIPWAY_DIR: dir, SLIPWAY_LOCK_FILE: join(dir, ".lock"), HOME: "/tmp" } });
+}
+
+describe.skipIf(!asRoot && process.env.CI !== "true")("backups/ as root and the deploy user share it (needs root to switch users)", () => {
+  it("root's first backup, then the deploy user's, a failed one, and root's again all work; dumps are the group's only", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slipway-dump-"));
+    // The deployment directory as README prepares it: the deploy group's, setgid, 2770.
+    chownSync(dir, 0, NOBODY);
+    chmodSync(dir, 0o2770);
+    const first = await backup(dir, null);
+    expect(first.exitCode, String(first.all)).toBe(0);
+    const backups = join(dir, "backups");
+    const st = statSync(backups);
+    expect([st.mode & 0o7777, st.gid]).toEqual([0o2770, NOBODY]);
+    await new Promise((r) => setTimeout(r, 1100));
+    const user = await backup(dir, NOBODY);
+    expect(user.exitCode, String(user.all)).toBe(0);
+    const failed = await backup(dir, NOBODY, false);
+    expect(failed.exitCode).toBe(1);
+    expect(String(failed.all)).toMatch(/the dump ended early \(no completion marker\); no backup was written/);
+    await new Promise((r) => setTimeout(r, 1100));
+    const again = await backup(dir, null);
+    expect(again.exitCode, String(again.all)).toBe(0);
+    const files = readdirSync(backups);
+    // KEEP 2: root's first was pruned by the later ones, whoever wrote them; no partial file is left.
+    expect(files.filter((f) => f.endsWith(".sql"))).toHaveLength(2);
+    expect(files.filter((f) => f.includes("partial"))).toEqual([]);
+    for (const f of files) expect(statSync(join(backups, f)).mode & 0o777, f).toBe(0o640);
+  });
+
+  it("a backups/ an older release made 0700 for root is named with the fix, before anything is written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slipway-dump-"));
+    chownSync(dir, 0, NOBODY);
+    chmodSync(dir, 0o2770);
+    await execa("bash", ["-c", `mkdir -m 0700 "${dir}/backups"`]);
+    const r = await backup(dir, NOBODY);
+    expect(r.exitCode).toBe(1);
+    expect(String(r.all).trim().split("\n")).toHaveLength(1);
+    expect(String(r.all)).toMatch(/cannot write to .*\/backups \(root:\S+ 2?700\); no backup was written: as its owner or root, chgrp --reference=.* && chmod 2770 /);
+  });
+});
