@@ -43,11 +43,23 @@ die() {
 # the verdict (the guard's and each canary step's, with their figures, "; "-joined) by note_verdict.
 RESULT_ACTION="" RESULT_TAG="" RESULT_DIGEST="" RESULT_PREVIOUS="" RESULT_VERDICT=""
 note_verdict() { RESULT_VERDICT="${RESULT_VERDICT:+$RESULT_VERDICT; }$1"; }
+# A JSON string of TEXT on one line: every control character escaped (JSON admits none raw; an ESC
+# in an error message made the module refuse the whole line, and its failure notice was never
+# posted; a raw \r hid the line from a terminal).
 json_string() { # text
-  local text=${1//\\/\\\\}
+  # Bytes, not characters: in a UTF-8 locale one invalid byte anywhere made the match fail.
+  local LC_ALL=C
+  local text=${1//\\/\\\\} out="" code
   text=${text//\"/\\\"}
-  text=${text//$'\t'/ }
-  printf '"%s"' "${text//$'\n'/ }"
+  text=${text//$'\t'/\\t}
+  text=${text//$'\n'/\\n}
+  text=${text//$'\r'/\\r}
+  while [[ "$text" =~ ^([^[:cntrl:]]*)([[:cntrl:]])(.*)$ ]]; do
+    printf -v code '\\u%04x' "'${BASH_REMATCH[2]}"
+    out+=${BASH_REMATCH[1]}$code
+    text=${BASH_REMATCH[3]}
+  done
+  printf '"%s"' "$out$text"
 }
 result_line() { # exit_status
   local outcome=ok error=""

@@ -60,7 +60,13 @@ function truncate(text: string, max: number): string {
 export function failureSummary(err: { message?: string; stdout?: string; stderr?: string }): string {
   const text = [err.stdout, err.stderr, err.message].filter(Boolean).join("\n");
   // The host's result line when the script got that far; else the first line of the error.
-  const result = hostResult(text);
+  // A line the module cannot read still leaves a reason: the notice is posted whatever the host printed.
+  let result: ReturnType<typeof hostResult>;
+  try {
+    result = hostResult(text);
+  } catch {
+    result = undefined;
+  }
   if (result?.outcome === "failed" && result.error) return result.error;
   return (err.message ?? String(err)).split("\n")[0]!;
 }

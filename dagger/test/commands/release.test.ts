@@ -1,4 +1,9 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
 import { describe, expect, it } from "vitest";
+import { failureSummary } from "../../src/commands/notify.js";
 import { hostResult, pinnedReference, releaseFields, releaseRef, resultSummary } from "../../src/commands/release.js";
 
 const digest = `sha256:${"ab".repeat(32)}`;
@@ -25,6 +30,25 @@ describe("release references", () => {
 });
 
 describe("the host's result line", () => {
+  it("survives any message the host can print: ESC, \\r, bell, DEL, quotes, backslashes and bytes that are not UTF-8", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slipway-result-"));
+    writeFileSync(join(dir, ".env"), "COMPOSE_PROJECT_NAME=t\nAPI_SLOT=b\n");
+    const message = 'pull failed: \u001b[31mdenied\u001b[0m\r\u0007 "x" \\ tab\there\nnext\u007f';
+    const r = await execa("bash", ["-c", `source "$LIB" && DIE_MESSAGE=$(printf '%s\\377\\376 end' "$MSG") && result_line 1`], {
+      env: { LIB: join(process.cwd(), "scripts/lib.sh"), MSG: message, SLIPWAY_DIR: dir },
+      encoding: "buffer",
+    });
+    const line = Buffer.from(r.stderr as Uint8Array).toString("utf8");
+    expect(line.trim().split("\n")).toHaveLength(1);
+    expect(line).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/);
+    const result = hostResult(line)!;
+    expect(result.outcome).toBe("failed");
+    expect(result.slot).toBe("b");
+    expect(result.error).toBe(`${message}\ufffd\ufffd end`);
+    // So the failure notice has its reason.
+    expect(failureSummary({ message: "exit code: 1", stderr: line })).toBe(result.error);
+  });
+
   it("is read from the last slipway-result line, typed, and summarised in one line", () => {
     const out = ['2026-12-02T11:00:00Z [rollback] rolled back to v1 (sha256:…) in 1s', `slipway-result {"outcome":"ok","action":"rollback","tag":"v1","digest":"${digest}","previous":"v2","slot":"a","error":""}`].join("\n");
     const r = hostResult(out)!;
