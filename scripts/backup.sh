@@ -53,7 +53,7 @@ main() {
   [[ -n "$(compose ps -q db)" ]] || die "the db service is not running: start it with docker compose -f $COMPOSE_FILE_NAME up -d db"
   # A backup and a release never overlap: a migration's ALTER would queue behind pg_dump's locks
   # (and block every query behind it). Under deploy or restore, their lock covers this.
-  [[ -n "${SLIPWAY_LOCK_HELD:-}" ]] || acquire_lock backup "${SLIPWAY_BACKUP_LOCK_WAIT:-600}"
+  under_parents_lock || acquire_lock backup "${SLIPWAY_BACKUP_LOCK_WAIT:-600}"
   db=$(db_env POSTGRES_DB)
   user=$(db_env POSTGRES_USER)
   [[ -n "$db" && -n "$user" ]] || die "cannot read POSTGRES_DB and POSTGRES_USER from the db container (docker inspect); no backup was written"

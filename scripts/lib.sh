@@ -24,14 +24,16 @@ SLIPWAY_PID=$$
 # What die said, for result_line: a subshell's die leaves it in DIE_NOTE for the script's shell,
 # which takes it when the signal arrives.
 DIE_MESSAGE=""
-DIE_NOTE="${TMPDIR:-/tmp}/slipway-die.$$"
+# In the deployment directory, which only its group and root can write: a fixed name in /tmp was
+# anyone's to plant a symlink at, and a root die wrote through it.
+DIE_NOTE="$SLIPWAY_DIR/.slipway-die.$$"
 trap 'DIE_MESSAGE=$(cat "$DIE_NOTE" 2>/dev/null || true); rm -f "$DIE_NOTE"; CLEAN_EXIT=1; exit 1' USR1
 die() {
   log "ERROR: $*"
   CLEAN_EXIT=1
   DIE_MESSAGE=$*
   if [[ "$BASHPID" != "$SLIPWAY_PID" ]]; then
-    printf '%s' "$*" >"$DIE_NOTE" 2>/dev/null || true
+    [[ -L "$DIE_NOTE" ]] || printf '%s' "$*" >"$DIE_NOTE" 2>/dev/null || true
     kill -USR1 "$SLIPWAY_PID" 2>/dev/null || true
   fi
   exit 1
@@ -214,6 +216,26 @@ acquire_lock() { # what [wait_seconds]
   trap 'on_exit $?' EXIT
   # Scripts this one runs (deploy's pre-deploy backup) run under this lock.
   export SLIPWAY_LOCK_HELD=$$
+}
+
+# Whether this script runs under an ancestor's lock (deploy's and restore's backup): the lock is
+# held, the lock file names the marker's process as its holder, and that process is this one's
+# parent or grandparent (a $(...) may fork between). The marker alone, set by hand, let a backup
+# skip the lock beside a deploy.
+under_parents_lock() {
+  local holder pid=$PPID stat _ hop
+  [[ -n "${SLIPWAY_LOCK_HELD:-}" && -f "$LOCK_FILE" ]] || return 1
+  holder=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' "$LOCK_FILE" 2>/dev/null)
+  [[ -n "$holder" && "$holder" == "$SLIPWAY_LOCK_HELD" ]] || return 1
+  ! flock -n "$LOCK_FILE" true 2>/dev/null || return 1
+  for hop in 1 2 3; do
+    [[ "$pid" != "$holder" ]] || return 0
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    # After the command name (which may hold spaces): state, then the parent's pid.
+    read -r _ pid _ <<<"${stat##*) }"
+    [[ "$pid" =~ ^[1-9][0-9]*$ ]] || return 1
+  done
+  return 1
 }
 
 # Creates FILE, if absent, writable by the project directory's group: whoever creates it first
