@@ -10,7 +10,9 @@ usage() {
 Usage: scripts/restore.sh <file> [--yes]
 
 Replaces the running database's contents with a dump made by backup.sh. It refuses a dump
-without pg_dump's completion marker, takes a safety backup first, then loads the dump in a
+without pg_dump's completion marker or not in pg_dump's form (a psql meta-command such as
+\! where pg_dump writes none, a COPY other than FROM stdin), before anything is touched;
+without --yes it asks on the terminal (so it needs one); it takes a safety backup first, then loads the dump in a
 single transaction with ON_ERROR_STOP: a dump that fails half-way changes nothing.
 Rows written since the dump was taken are lost (the safety backup keeps them).
 
@@ -21,7 +23,7 @@ USAGE
 }
 
 main() {
-  local file="" yes=0 db user safety answer
+  local file="" yes=0 db user safety answer form
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -35,6 +37,7 @@ main() {
   [[ -f "$file" && -r "$file" ]] || die "backup file '$file' does not exist or is not readable; list them with: ls -l backups/"
   [[ -s "$file" ]] || die "backup file '$file' is empty; pick another from backups/"
   dump_complete "$file" || die "'$file' is truncated or not a pg_dump file (no completion marker); nothing was changed"
+  form=$(dump_form "$file") || die "'$file' is not a dump as backup.sh writes them ($form); nothing was changed: restore only files from backups/"
   require_project
   [[ -n "$(compose ps -q db)" ]] || die "the db service is not running: start it with docker compose -f $COMPOSE_FILE_NAME up -d db"
   db=$(db_env POSTGRES_DB)

@@ -396,6 +396,21 @@ describe.sequential("production stack", () => {
       expect(result.all).toMatch(/failed and was rolled back; the database is unchanged/);
       expect(await countItems(stack)).toBe(rows);
     });
+
+    it("a crafted file with a completion marker and a psql shell escape is refused before the database is touched", async () => {
+      const backup = await stack.script("backup");
+      const whole = readFileSync(backup.stdout.trim(), "utf8");
+      const marker = join(stack.dir, "shell-escape-ran");
+      const crafted = join(stack.dir, "backups", "crafted.sql");
+      writeFileSync(crafted, whole.replace(/^CREATE TABLE public\.items/m, `\\! touch ${marker}\nDROP TABLE public.items;\nCREATE TABLE public.items`));
+      const rows = await countItems(stack);
+      const result = await stack.script("restore", [crafted, "--yes"]);
+      expect(result.exitCode).toBe(1);
+      expect(result.all).toMatch(/is not a dump as backup\.sh writes them \(line \d+ is a psql meta-command \(\\! touch .*\); nothing was changed/);
+      expect(result.all).not.toMatch(/safety backup/);
+      expect(existsSync(marker)).toBe(false);
+      expect(await countItems(stack)).toBe(rows);
+    });
   });
 
   describe.sequential("6. hooks (hooks/ in the deployment directory)", () => {

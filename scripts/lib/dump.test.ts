@@ -4,7 +4,7 @@
  * whoever made it. Before, root's first backup made it 0700 and root's, and the deploy user's
  * next backup failed ("rm: cannot remove …partial: Permission denied"), and so its deploys.
  */
-import { chmodSync, chownSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -59,5 +59,56 @@ describe.skipIf(!asRoot && process.env.CI !== "true")("backups/ as root and the 
     expect(r.exitCode).toBe(1);
     expect(String(r.all).trim().split("\n")).toHaveLength(1);
     expect(String(r.all)).toMatch(/cannot write to .*\/backups \(root:\S+ 2?700\); no backup was written: as its owner or root, chgrp --reference=.* && chmod 2770 /);
+  });
+});
+
+/** dump_form on TEXT: "" when it has pg_dump's form, else why not. */
+async function form(text: string) {
+  const dir = mkdtempSync(join(tmpdir(), "slipway-form-"));
+  writeFileSync(join(dir, "d.sql"), text);
+  const r = await execa("bash", ["-c", `source ${join(repoRoot, "scripts/lib.sh")} && dump_form "$1"`, "_", join(dir, "d.sql")], { reject: false, env: { SLIPWAY_DIR: dir } });
+  return r.exitCode === 0 ? "" : String(r.stdout);
+}
+
+describe("restore runs only what backup wrote: dump_form", () => {
+  // A real pg_dump 15.18 file: \restrict at the top, \unrestrict last, COPY data holding \N, \\ and "\!".
+  const real = readFileSync(join(repoRoot, "test/fixtures/pg_dump-15.sql"), "utf8");
+  const key = /^\\restrict (\S+)$/m.exec(real)![1]!;
+  const beforeEnd = (extra: string) => real.replace("--\n-- PostgreSQL database dump complete", `${extra}\n--\n-- PostgreSQL database dump complete`);
+
+  it("takes pg_dump's own output, backslashes in its COPY data included", async () => {
+    expect(await form(real)).toBe("");
+    expect(real).toMatch(/^1\t\\N\tback\\\\slash$/m);
+  });
+
+  it("refuses a crafted file at the first line that breaks the form: meta-commands, COPY PROGRAM, a wrong key, text after the end", async () => {
+    const cases: [string, RegExp][] = [
+      [beforeEnd("\\! id > /tmp/pwned"), /is a psql meta-command \(\\! id > \/tmp…\) where pg_dump writes none/],
+      [beforeEnd(`\\unrestrict ${key}\n\\! id`), /is a psql meta-command|comes after \\unrestrict/],
+      [`${real}\\! id\n`, /comes after \\unrestrict/],
+      [`${real}DROP TABLE items;\n`, /comes after \\unrestrict/],
+      [beforeEnd("COPY public.items (id) FROM PROGRAM 'id';"), /is a COPY that pg_dump never writes/],
+      [beforeEnd("COPY public.items (id) TO '/tmp/out';"), /is a COPY that pg_dump never writes/],
+      [real.replace(`\\unrestrict ${key}`, "\\unrestrict WRONG"), /is a psql meta-command \(\\unrestrict …\)/],
+      [real.replace(/^\\unrestrict .*$/m, ""), /no \\unrestrict for the \\restrict at the top/],
+      [real.replace("-- PostgreSQL database dump\n", "-- my own SQL\n"), /^line 2 is not pg_dump's header/],
+      [real.replace(/^\\\.$/m, ""), /ends inside COPY data|is a psql meta-command/],
+      [real.replace(/^\\restrict .*$/m, "\\set ON_ERROR_STOP 0"), /line \d+ is a psql meta-command \(\\set ON_ERRO…\)/],
+      ["", /ends before pg_dump's header/],
+      [beforeEnd("\u0000\\copy x from '/etc/passwd'"), /the file holds NUL bytes/],
+    ];
+    for (const [text, why] of cases) expect(await form(text), text.slice(-80)).toMatch(why);
+  });
+
+  it("restore.sh refuses such a file in one line before it looks for the database", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "slipway-restore-"));
+    cpSync(join(repoRoot, "scripts"), join(dir, "scripts"), { recursive: true });
+    writeFileSync(join(dir, ".env"), "COMPOSE_PROJECT_NAME=t\n");
+    writeFileSync(join(dir, "evil.sql"), beforeEnd("\\! id > /tmp/pwned"));
+    // No docker on PATH: a restore that got as far as the database would fail differently.
+    const r = await execa("bash", ["scripts/restore.sh", "evil.sql", "--yes"], { cwd: dir, reject: false, all: true, env: { PATH: "/usr/bin:/bin", SLIPWAY_LOCK_FILE: join(dir, "lock") } });
+    expect(r.exitCode).toBe(1);
+    expect(String(r.all).trim().split("\n")).toHaveLength(1);
+    expect(String(r.all)).toMatch(/ERROR: 'evil\.sql' is not a dump as backup\.sh writes them \(line \d+ is a psql meta-command .*\); nothing was changed: restore only files from backups\//);
   });
 });
