@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { beforeEach, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { markRolledBack, rollbackTarget } from "../dagger/src/commands/github.js";
+import { markRolledBack } from "../dagger/src/commands/github.js";
 import { repoRoot } from "./support/database.js";
 import { serveGitHub } from "./support/fake-github.mjs";
 
@@ -61,11 +61,23 @@ async function deploy(environment: string, commit: string, dig: string, outcome:
 
 const verify = (env: Record<string, string>) =>
   run(VERIFY, { EVENT: "workflow_dispatch", RUN_REF: "refs/heads/main", INPUT_CANARY: "", INPUT_CANARY_STEP: "60", ALLOW_UNREVIEWED_PRODUCTION: "", ...env });
-/** What `dagger call rollback --github-token … --operator=oncall --github-run=77` marks, over HTTP. */
+/** The release an environment serves, as its host would name it undone: the newest deployment whose newest decisive status is success. */
+const serving = (environment: string): string | undefined =>
+  [...state().deployments]
+    .filter((d: any) => d.environment === environment)
+    .sort((a: any, b: any) => b.id - a.id)
+    .find((d: any) => [...d.statuses].reverse().find((st: any) => ["success", "failure", "error"].includes(st.state))?.state === "success")?.sha;
+
+/**
+ * What `dagger call rollback --github-token … --operator=oncall --github-run=77` marks, over HTTP,
+ * once the host has rolled back: the host returned to TAG (or the release before) and undid the
+ * one serving.
+ */
 async function rollback(environment: string, tag = "") {
   const api = await serveGitHub(stateFile, "127.0.0.1", "fake-token");
   try {
-    return (await markRolledBack({ api: api.url, repository: REPO, token: "fake-token" }, environment, rollbackTarget(tag), "by oncall in run 77")).join("\n");
+    const host = { returnedTo: tag.split("@")[0] || undefined, undid: serving(environment) };
+    return (await markRolledBack({ api: api.url, repository: REPO, token: "fake-token" }, environment, host, "by oncall in run 77")).join("\n");
   } finally {
     await api.close();
   }
@@ -225,6 +237,29 @@ describe("GitHub as it really answers: failures on stdout, approvals that wait, 
     expect((await verify({ INPUT_REF: sha("a") })).outputs.digest).toBe(digest("a"));
   });
 
+  it("a rollback during a deploy in flight marks nothing when the host's lock refuses it, and later marks what the host undid", async () => {
+    const { markedRollback } = await import("../dagger/src/commands/github.js");
+    await deploy("staging", sha("a"), digest("a"), "success");
+    // b's deploy job is running: its record exists, with no status yet.
+    const inFlight = await run(RECORD, { SHA: sha("b"), ENVIRONMENT: "staging", DIGEST: digest("b") });
+    const api = await serveGitHub(stateFile, "127.0.0.1", "fake-token");
+    const mark = (out: string) => markRolledBack({ api: api.url, repository: REPO, token: "fake-token" }, "staging", JSON.parse(out), "by oncall");
+    try {
+      const refused = await markedRollback(mark, async () => Promise.reject(new Error("another release operation holds the deploy lock (pid=42 op=deploy)"))).catch((e: Error) => e.message);
+      expect(refused).toMatch(/holds the deploy lock/);
+      // a, the release before, is not marked: the gate still lets it through.
+      expect(state().deployments.find((d: any) => d.sha === sha("a")).statuses.at(-1).state).toBe("success");
+      expect((await verify({ INPUT_REF: sha("a") })).outputs.digest).toBe(digest("a"));
+      // b's deploy finishes; now the host rolls b back to a, and says so.
+      await run(MARK, { ID: inFlight.outputs.id!, STATUS: "success", APP_URL: "https://shop.example" });
+      const out = await markedRollback(mark, async () => JSON.stringify({ returnedTo: sha("a"), undid: sha("b") }));
+      expect(out).toMatch(new RegExp(`^marked GitHub deployment ${inFlight.outputs.id} \\(${sha("b")}, `));
+      expect((await verify({ INPUT_REF: sha("b") })).all).toMatch(/was rolled back on staging/);
+    } finally {
+      await api.close();
+    }
+  });
+
   it("the deploy job checks the gate again after the approval wait: a staging rollback meanwhile stops it before the host", async () => {
     await deploy("staging", sha("a"), digest("a"), "success");
     await deploy("staging", sha("b"), digest("b"), "success");
@@ -370,7 +405,7 @@ describe("the changelog and rollbacks (deploy.yml facts, rollback.yml)", () => {
       expect(r.all).toMatch(/::error::invalid (environment|commit SHA)/);
     }
     const mark = (ctx: Partial<{ api: string; repository: string }>, environment: string) =>
-      markRolledBack({ api: "https://api.github.com", repository: REPO, token: "t", ...ctx }, environment, undefined, "x", () => {
+      markRolledBack({ api: "https://api.github.com", repository: REPO, token: "t", ...ctx }, environment, {}, "x", () => {
         throw new Error("reached the API");
       });
     await expect(mark({}, "prod;id")).rejects.toThrow(/^marking the GitHub deployment needs the environment/);

@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { argument, check, Container, dag, Directory, File, func, object, ReturnType, Secret } from "@dagger.io/dagger";
 import { imageReference, INSTALL_COMMAND, LINT_COMMANDS, TEST_DB, testDatabaseUrl, testSummary, UNIT_TEST_COMMAND } from "./commands/pipeline.js";
 import { failureSummary, postNotification, type ReleaseEvent, slackPayload } from "./commands/notify.js";
-import { checkGitHub, markedRollback, markRolledBack, rollbackTarget } from "./commands/github.js";
+import { checkGitHub, markedRollback, markRolledBack } from "./commands/github.js";
 import { validatePerson } from "./commands/shell.js";
 import { hostResult, pinnedReference, releaseRef, resultSummary } from "./commands/release.js";
 import { smokeJourney, smokeReport } from "./commands/smoke.js";
@@ -357,8 +357,8 @@ export class Slipway {
   /**
    * Roll the host back with `scripts/rollback.sh [tag]`: to the previous release in its history
    * (the digest it ran), or to `tag`. Zero downtime, no migrations. With `githubToken` and
-   * `githubRepository`, the GitHub deployment it undoes is marked "rolled back" first, so
-   * deploy.yml's gate refuses that digest. With `smokeUrl`, the smoke test follows; with
+   * `githubRepository`, the GitHub deployment the host says it undid is then marked "rolled
+   * back", so deploy.yml's gate refuses that digest (a rollback the host refused marks nothing). With `smokeUrl`, the smoke test follows; with
    * `slackWebhook`, the channel hears of it.
    */
   @func({ cache: "never" })
@@ -385,7 +385,7 @@ export class Slipway {
     const event = { action: "rollback", environment, release: call.tag ? releaseRef(call.tag) : "the previous release", operator } as const;
     const github = githubContext(githubToken, githubRepository, githubApi, environment, githubRun, operator);
     return this.notified(slackWebhook, event, async () => {
-      const out = await markedRollback(github && (() => github.mark(call.tag)), () => this.runHostScript(call));
+      const out = await markedRollback(github && ((host) => github.mark(host)), () => this.runHostScript(call));
       // The smoke test waits for the release the host says it rolled back to, then runs the journey.
       const back = hostResult(out)?.tag ?? "";
       return out + (await this.smokeOrRollBack(smokeUrl, 60, back, undefined));
@@ -568,7 +568,11 @@ function githubContext(token: Secret | undefined, repository: string, api: strin
   if (operator) validatePerson(operator);
   const note = `by ${operator || "dagger call rollback"}${run ? ` in run ${run}` : ""}`;
   return {
-    mark: async (tag?: string) => markRolledBack({ api, repository, token: await token.plaintext() }, environment, rollbackTarget(tag), note),
+    // What the host's result line says it returned to and undid.
+    mark: async (hostOutput: string) => {
+      const host = hostResult(hostOutput);
+      return markRolledBack({ api, repository, token: await token.plaintext() }, environment, { returnedTo: host?.tag, undid: host?.previous }, note);
+    },
   };
 }
 

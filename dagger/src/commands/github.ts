@@ -150,42 +150,71 @@ async function* deployments(ctx: GitHubContext, environment: string, doFetch: Fe
   }
 }
 
-/** The walk `undone` needs: deployments newest first with their verdicts, as far as it must go. */
-async function walk(ctx: GitHubContext, base: string, environment: string, toSha: string | undefined, doFetch: Fetch): Promise<Walked[]> {
+/**
+ * What the host says a rollback did, from its result line: the release it returned to and the
+ * one it undid (tags; deploy.yml tags a release with its commit SHA).
+ */
+export interface HostRollback {
+  returnedTo?: string;
+  undid?: string;
+}
+
+/**
+ * The deployments a rollback undid, by what the host did: every live one newer than the release
+ * the host returned to, when GitHub has a record of that commit; else the live one of the commit
+ * the host undid, or none when GitHub has no live record of it (a deploy still in flight). Only
+ * when the host names no commit at all (a laptop's own tags, not deploy.yml's SHAs) is it the one
+ * serving, as GitHub's records say.
+ */
+export function undoneByHost(walk: Walked[], host: HostRollback): Deployment[] {
+  const to = rollbackTarget(host.returnedTo);
+  if (to !== undefined && walk.some((w) => w.deployment.sha === to)) return undone(walk, to);
+  const from = rollbackTarget(host.undid);
+  if (from === undefined) return undone(walk, undefined);
+  const served = walk.find((w) => w.live && w.deployment.sha === from);
+  return served ? [served.deployment] : [];
+}
+
+/** Deployments newest first with their verdicts, up to the host's release returned to, or its live undone one. */
+async function walk(ctx: GitHubContext, base: string, environment: string, host: HostRollback, doFetch: Fetch): Promise<Walked[]> {
+  const to = rollbackTarget(host.returnedTo);
+  const from = rollbackTarget(host.undid);
   const seen: Walked[] = [];
   for await (const deployment of deployments(ctx, environment, doFetch)) {
-    if (deployment.sha === toSha) return [...seen, { deployment, live: false }];
+    if (deployment.sha === to) return [...seen, { deployment, live: false }];
     const statuses = (await request(ctx, `${base}/${deployment.id}/statuses?per_page=100`, doFetch)).json as DeploymentStatus[];
     seen.push({ deployment, live: verdict(statuses)?.state === "success" });
-    if (toSha === undefined && seen.at(-1)!.live) break;
+    if (to === undefined && seen.at(-1)!.live && (from === undefined || deployment.sha === from)) break;
   }
   return seen;
 }
 
 /**
- * Marks what a rollback of `environment` to `toSha` (or to the release before) undid, `failure`
+ * Marks what a rollback of `environment` undid, as the host reported it (undoneByHost), `failure`
  * "rolled back: <note>". Returns one line per deployment marked, or one saying there was none.
  */
-export async function markRolledBack(ctx: GitHubContext, environment: string, toSha: string | undefined, note: string, doFetch: Fetch = fetch): Promise<string[]> {
+export async function markRolledBack(ctx: GitHubContext, environment: string, host: HostRollback, note: string, doFetch: Fetch = fetch): Promise<string[]> {
   checkGitHub({ ...ctx, environment });
   const base = `${apiBase(ctx)}/deployments`;
   const lines: string[] = [];
-  for (const d of undone(await walk(ctx, base, environment, toSha, doFetch), toSha)) {
+  for (const d of undoneByHost(await walk(ctx, base, environment, host, doFetch), host)) {
     await request(ctx, `${base}/${d.id}/statuses`, doFetch, { method: "POST", body: { state: "failure", description: `rolled back: ${note}`.slice(0, 140) } });
     lines.push(`marked GitHub deployment ${d.id} (${d.sha}, ${payloadDigest(d)}) rolled back`);
   }
-  return lines.length ? lines : [`no live GitHub deployment of ${environment} to mark (nothing recorded through deploy.yml yet)`];
+  return lines.length ? lines : [`no live GitHub deployment of ${environment} is the release the host undid (${host.undid || "-"}): nothing to mark`];
 }
 
 /**
- * A rollback with its mark: the mark first (a rollback cut off half-way still keeps the gate
- * closed to the release on-call wanted gone), then the host. GitHub not answering must not stop
- * a rollback: the host is rolled back all the same, then this fails naming the missing mark.
+ * A rollback with its mark: the host first, under its lock, then the mark of what the host says
+ * it undid. Marking first guessed from GitHub's records: during a deploy (whose record has no
+ * status yet) it marked the release before, then the host's lock refused the rollback, and the
+ * good release stayed refused by the gate. A host rollback that fails marks nothing. GitHub not
+ * answering must not undo a rollback: this then fails naming the missing mark.
  */
-export async function markedRollback(mark: (() => Promise<string[]>) | undefined, roll: () => Promise<string>): Promise<string> {
-  if (!mark) return roll();
-  const marked = await mark().then((lines) => ({ ok: true, text: lines.join("\n") }), (err: Error) => ({ ok: false, text: err.message }));
+export async function markedRollback(mark: ((hostOutput: string) => Promise<string[]>) | undefined, roll: () => Promise<string>): Promise<string> {
   const out = await roll();
+  if (!mark) return out;
+  const marked = await mark(out).then((lines) => ({ ok: true, text: lines.join("\n") }), (err: Error) => ({ ok: false, text: err.message }));
   if (!marked.ok) {
     throw new Error(`the host rolled back, but the GitHub deployment it undid is NOT marked, so deploy.yml could promote it again (${marked.text}); do not roll back again: mark it by hand, RUNBOOK.md §2 "When GitHub did not hear of the rollback"\n${out}`);
   }

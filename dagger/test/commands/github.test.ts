@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { markedRollback, markRolledBack, nextPage, payloadDigest, rollbackTarget, undone, verdict, type Walked } from "../../src/commands/github.js";
+import { markedRollback, markRolledBack, nextPage, payloadDigest, rollbackTarget, undone, undoneByHost, verdict, type Walked } from "../../src/commands/github.js";
 
 const d = (id: number, c: string, live: boolean): Walked => ({ deployment: { id, sha: c.repeat(40), payload: { digest: `sha256:${c.repeat(64)}` } }, live });
 
@@ -16,6 +16,19 @@ describe("what a rollback undid (the GitHub deployments it marks)", () => {
   it("a target this environment has no record of (deployed by hand): the serving one, never the whole history", () => {
     expect(undone([d(6, "c", true), d(4, "b", true), d(3, "a", true)], "9".repeat(40)).map((x) => x.id)).toEqual([6]);
     expect(undone([], undefined)).toEqual([]);
+  });
+
+  it("by what the host did: every live one newer than the release it returned to; else the live one it undid; never a guess", () => {
+    const walk = [d(7, "e", false), d(6, "c", true), d(5, "f", false), d(4, "b", true), d(3, "a", false)];
+    // Returned to a (a commit GitHub has a record of): c and b, the live ones after it.
+    expect(undoneByHost(walk, { returnedTo: "a".repeat(40), undid: "c".repeat(40) }).map((x) => x.id)).toEqual([6, 4]);
+    // Returned to a release deployed by hand: the live record of what it undid, only.
+    expect(undoneByHost(walk, { returnedTo: "v1-hotfix", undid: "b".repeat(40) }).map((x) => x.id)).toEqual([4]);
+    // The host undid e, whose deploy never went live (a deploy in flight has no status): nothing else is marked.
+    expect(undoneByHost(walk, { returnedTo: "v1-hotfix", undid: "e".repeat(40) })).toEqual([]);
+    // A host naming no commit (a laptop's own tags): the one serving, as before.
+    expect(undoneByHost(walk, { returnedTo: "v1", undid: "v2" }).map((x) => x.id)).toEqual([6]);
+    expect(undoneByHost([], {})).toEqual([]);
   });
 
   it("a verdict is the newest decisive status: inactive (auto_inactive), pending and in_progress are not", () => {
@@ -44,7 +57,7 @@ describe("what a rollback undid (the GitHub deployments it marks)", () => {
 
   it("an API refusal fails in one line naming the permission, and never shows the token", async () => {
     const refuse = (async () => new Response(JSON.stringify({ message: "Resource not accessible by integration" }), { status: 403 })) as typeof fetch;
-    const err = await markRolledBack({ api: "https://api.github.com", repository: "acme/shop", token: "ghs_secret" }, "production", undefined, "x", refuse).catch((e: Error) => e);
+    const err = await markRolledBack({ api: "https://api.github.com", repository: "acme/shop", token: "ghs_secret" }, "production", { undid: "c".repeat(40) }, "x", refuse).catch((e: Error) => e);
     expect((err as Error).message).toBe("GitHub answered 403 to GET /repos/acme/shop/deployments: Resource not accessible by integration (the token needs deployments: write on the repository)");
     expect((err as Error).message).not.toContain("ghs_secret");
   });
@@ -57,7 +70,7 @@ describe("what a rollback undid (the GitHub deployments it marks)", () => {
       if (tries === 2) return new Response("{}", { status: 502 });
       return new Response("[]", { status: 200 });
     }) as typeof fetch;
-    expect(await markRolledBack({ api: "https://api.github.com", repository: "acme/shop", token: "t" }, "staging", undefined, "x", flaky)).toEqual(["no live GitHub deployment of staging to mark (nothing recorded through deploy.yml yet)"]);
+    expect(await markRolledBack({ api: "https://api.github.com", repository: "acme/shop", token: "t" }, "staging", { undid: "c".repeat(40) }, "x", flaky)).toEqual([`no live GitHub deployment of staging is the release the host undid (${"c".repeat(40)}): nothing to mark`]);
     expect(tries).toBe(3);
   });
 });
@@ -65,8 +78,11 @@ describe("what a rollback undid (the GitHub deployments it marks)", () => {
 describe("a rollback with its mark", () => {
   it("marks first, then rolls the host; with no GitHub context, only rolls", async () => {
     const order: string[] = [];
-    const out = await markedRollback(async () => (order.push("mark"), ["marked GitHub deployment 7"]), async () => (order.push("roll"), "rolled back to v1"));
-    expect(order).toEqual(["mark", "roll"]);
+    let seen = "";
+    const out = await markedRollback(async (host) => (order.push("mark"), (seen = host), ["marked GitHub deployment 7"]), async () => (order.push("roll"), "rolled back to v1"));
+    // The host first, under its lock; the mark is of what its output says it undid.
+    expect(order).toEqual(["roll", "mark"]);
+    expect(seen).toBe("rolled back to v1");
     expect(out).toBe("marked GitHub deployment 7\nrolled back to v1");
     expect(await markedRollback(undefined, async () => "rolled back to v1")).toBe("rolled back to v1");
   });
@@ -78,9 +94,9 @@ describe("a rollback with its mark", () => {
     expect((err as Error).message.split("\n")[0]).toMatch(/^the host rolled back, but the GitHub deployment it undid is NOT marked, .*\(GitHub did not answer .*\); do not roll back again: mark it by hand, RUNBOOK.md §2 "When GitHub did not hear of the rollback"$/);
   });
 
-  it("a host rollback that fails is the call's failure; the mark stays (on-call wanted that release gone)", async () => {
+  it("a host rollback that fails (the lock held by a deploy in flight, no earlier release) marks nothing", async () => {
     let marked = false;
-    await expect(markedRollback(async () => ((marked = true), ["m"]), async () => Promise.reject(new Error("no earlier release")))).rejects.toThrow("no earlier release");
-    expect(marked).toBe(true);
+    await expect(markedRollback(async () => ((marked = true), ["m"]), async () => Promise.reject(new Error("another release operation holds the deploy lock")))).rejects.toThrow("holds the deploy lock");
+    expect(marked).toBe(false);
   });
 });
