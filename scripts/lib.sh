@@ -210,7 +210,7 @@ acquire_lock() { # what [wait_seconds]
     die "another release operation holds the deploy lock (${holder:-unknown holder}); wait for it to finish (scripts/status.sh shows it)"
   fi
   INTERRUPTED=$(cat "$LOCK_FILE" 2>/dev/null || true)
-  [[ -z "$INTERRUPTED" ]] || log "the last release operation did not finish ($INTERRUPTED); repairing before anything else"
+  [[ -z "$INTERRUPTED" ]] || log "the last release operation did not finish ($INTERRUPTED); $( [[ "$what" == deploy* || "$what" == rollback* || "$what" == repair* ]] && echo "repairing before anything else" || echo "scripts/repair.sh (or the next deploy or rollback) repairs it")"
   printf 'pid=%s user=%s op=%s dir=%s since=%s\n' "$$" "$(operator)" "$what" "$SLIPWAY_DIR" \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null >"$LOCK_FILE" || log "warning: cannot write the holder's details to $LOCK_FILE"
   trap 'on_exit $?' EXIT
@@ -261,10 +261,17 @@ on_exit() { # exit_status
   [[ "${SCRIPT_NAME:-}" != deploy && "${SCRIPT_NAME:-}" != rollback ]] || result_line "$1"
 }
 
-# On a clean exit (success, or a failure die() handled), nothing is left half-done: clear the
-# note, and the phase is idle again.
+# On a clean exit (success, or a failure die() handled): the operation that owns the phase (it
+# recorded one, or repaired the host) left nothing half-done, so the note is cleared and the phase
+# is idle again. Any other (a backup, a failing command after a crash kill) puts back the note a
+# killed operation left, and leaves its phase: neither is its to clear. die_unrepaired keeps both.
 release_lock_note() {
   [[ "${CLEAN_EXIT:-0}" == 1 ]] || return 0
+  ((PHASE_KEEP == 0)) || return 0
+  if ((PHASE_OWNED == 0)); then
+    if [[ -n "${INTERRUPTED:-}" ]]; then printf '%s\n' "$INTERRUPTED" 2>/dev/null >"$LOCK_FILE" || true; else : 2>/dev/null >"$LOCK_FILE" || true; fi
+    return 0
+  fi
   : 2>/dev/null >"$LOCK_FILE" || true
   [[ "$(current_phase)" == idle* ]] || enter_phase idle "$(env_get API_TAG)"
 }

@@ -212,6 +212,8 @@ apply_action() { # action...
 reconcile() {
   local -a actions=()
   local action
+  # The repairer owns the phase: what it finds, it brings back to idle.
+  PHASE_OWNED=1
   PROXY_CONTAINER=$(service_container proxy)
   mapfile -t OBSERVED < <(observe_host "${INTERRUPTED:-}")
   OBSERVED_AT=$EPOCHSECONDS

@@ -123,6 +123,8 @@ undo_roll() { # why   (roll_to's locals: tag prev_tag old_slot new name)
   enter_phase reverting "$tag"
   if ! name_serving "$prev_tag" "$old_slot"; then
     log "warning: could not restore .env; scripts/repair.sh will"
+    docker rm -f "$new" >/dev/null
+    die_unrepaired "$1; removed $name, the old release keeps serving; .env still names $tag: run scripts/repair.sh"
   fi
   docker rm -f "$new" >/dev/null
   die "$1; removed $name, the old release keeps serving"
@@ -135,10 +137,10 @@ undo_roll() { # why   (roll_to's locals: tag prev_tag old_slot new name)
 # whatever .env still names, and points the proxy at the old one.
 guard_revert() { # verdict   (roll_to's locals: tag slot new name old_slot prev_tag)
   enter_phase reverting "$tag"
-  switch_proxy "$old_slot" || die "the guard tripped ($1) but the proxy refused slot $old_slot; run scripts/rollback.sh now"
+  switch_proxy "$old_slot" || die_unrepaired "the guard tripped ($1) but the proxy refused slot $old_slot; the phase stays 'reverting': run scripts/repair.sh now (it points the proxy back at $prev_tag and removes $name)"
   step "guard: $1; switched the proxy back to slot $old_slot ($prev_tag)"
   name_serving "$prev_tag" "$old_slot" \
-    || log "warning: could not write .env (disk full?): it still names $tag, which scripts/repair.sh would correct; free space, then run scripts/repair.sh"
+    || { PHASE_KEEP=1; log "warning: could not write .env (disk full?): it still names $tag, which scripts/repair.sh would correct; free space, then run scripts/repair.sh"; }
   drop_new guard-rollback "$1"
   post_hook post-guard-rollback guard-rollback "$prev_tag" "$tag"
   die "rolled back automatically: $1; $prev_tag serves again and $name was removed"
@@ -167,7 +169,7 @@ canary_steps() { # steps seconds min_requests   (roll_to's locals: tag slot new 
 # canary-rollback with the figures. Exits non-zero.
 canary_revert() { # verdict   (roll_to's locals: tag new name old_slot prev_tag)
   enter_phase reverting "$tag"
-  switch_proxy "$old_slot" || die "the canary failed ($1) but the proxy refused slot $old_slot; run scripts/repair.sh now"
+  switch_proxy "$old_slot" || die_unrepaired "the canary failed ($1) but the proxy refused slot $old_slot; the phase stays 'reverting': run scripts/repair.sh now"
   step "canary: $1; sent every request to slot $old_slot ($prev_tag) again"
   drop_new canary-rollback "$1"
   die "canary rolled back automatically: $1; $prev_tag serves every request again and $name was removed"

@@ -16,9 +16,15 @@
 #   reverting  the switch, the guard or a canary step failed: the proxy is being switched back and
 #              .env made to name the old release again; the new release must not be kept
 #   keeping    the new release serves; the old one is being kept (KEEP_PREVIOUS), then recorded
-# A command that ends, failed or not, by its own hand (die) leaves the host consistent: idle.
+# Only the operation that set a phase clears it (release_lock_note): one that ends by its own hand
+# (die) after a step that left the host consistent goes back to idle; a backup, a status or a
+# failing command after a crash leaves the phase that says what to undo (a backup.sh after a kill
+# during the guard's revert erased `reverting`, and the next command kept the rejected release).
 PHASES=(idle started healthy canary switched guarding reverting keeping)
 PHASE_FILE=${SLIPWAY_PHASE_FILE:-$SLIPWAY_DIR/.release-phase}
+# Set once this process recorded a phase (it owns the phase from then on), and by die_unrepaired
+# when it stops with the host half-way (the phase and the lock's note stay for the repair).
+PHASE_OWNED=0 PHASE_KEEP=0
 
 # Records PHASE of the operation moving to release TAG, by rename (whole or not at all). A phase
 # file that cannot be written is only a warning: the repair plan works without it.
@@ -26,6 +32,7 @@ enter_phase() { # phase tag [detail]
   local tmp
   [[ " ${PHASES[*]} " == *" $1 "* ]] || die "internal: unknown phase '$1'"
   tmp="$PHASE_FILE.$$"
+  PHASE_OWNED=1
   if printf 'phase=%s tag=%s detail=%s op=%s since=%s\n' "$1" "${2:--}" "${3:--}" "${SCRIPT_NAME:-slipway}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null >"$tmp" \
     && mv -f "$tmp" "$PHASE_FILE" 2>/dev/null; then
     return 0
@@ -69,4 +76,11 @@ name_serving() { # tag slot|- [KEY VALUE ...]
   else
     env_set API_TAG "$tag" API_SLOT "$slot" COMPOSE_PROFILES "slot-$slot" "API_${slot^^}_TAG" "$tag" "$@"
   fi
+}
+
+# Stops the command with the host half-way (the proxy refused the switch back): the phase and the
+# lock's note stay as they are, so status.sh and the next command's repair see what to undo.
+die_unrepaired() { # message
+  PHASE_KEEP=1
+  die "$@"
 }
