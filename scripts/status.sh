@@ -139,10 +139,11 @@ main() {
   # The newest migration applied: `dagger call migration-plan --since=<it>` shows what a release adds.
   echo "schema:    $(schema_version 2>/dev/null || echo 'unknown (db not answering)')"
   # Looked up once, for this line and the drift check.
-  # What reconcile keeps (kept_release), so that status and the next command agree.
+  # What reconcile keeps (kept_beside, the plan's reading), so that status and the next command agree.
   local previous keep kept
   previous=$(previous_release "$(env_get API_TAG)")
-  keep=$(kept_release "$(env_get API_TAG)")
+  keep=$(kept_beside "$(env_get API_TAG)")
+  [[ -n "$previous" || -z "$keep" ]] || previous=$keep
   kept=$([[ -z "$keep" ]] || kept_container "$keep")
   echo "kept:      $(kept_line "$previous" "$keep" "$kept")"
   echo "hooks:     $(hooks_line)"

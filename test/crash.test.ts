@@ -99,7 +99,12 @@ describe.sequential("a release killed at any step never becomes an outage", () =
     expect(plan((await stack.script("status")).stdout), `status before the backup:\n${status.stdout}`).toEqual(plan(status.stdout));
     // A canary's share outlives the kill (and `up -d`): status names it until the next command takes it back.
     if (step === "canary step") expect(status.stdout).toMatch(/DRIFT: +the proxy still gives slot [ab] 10 % of requests/);
+    // Cut off in its guard window, the new release was never fully judged: the release before
+    // stays warm (status names it), and the repair records the new one as unjudged.
+    const replaced = stack.read("releases.log").trim().split("\n").at(-1)!.split("\t")[2]!;
+    if (step === "guard window") expect(status.stdout).toMatch(new RegExp(`^kept: +api:${replaced}\\S* warm in slot [ab] `, "m"));
     const next = await stack.script("deploy", ["--no-pull", "--skip-backup", other(current())]);
+    if (step === "guard window") expect(next.all).toMatch(/repair: record the deploy of .*; its guard window was cut off: recorded as never fully judged, the release before kept warm/);
     if (step === "canary step") expect(next.all).toMatch(/repair: take back the canary share an interrupted deploy left/);
     expectPlanFollowed(status.stdout, next.all);
     await sleep(1_000);

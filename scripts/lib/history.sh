@@ -54,6 +54,26 @@ previous_release() { moved_from "$1" deploy; } # current_ref
 # undid, so a mistaken rollback is undone at once (scripts/rollback.sh <that release>).
 kept_release() { moved_from "$1" '[a-z-]+'; } # current_ref
 
+# The newest record's release, pinned to the digest it ran; nothing with no history.
+last_recorded() {
+  local last
+  last=$(history_entries | tail -n 1 | cut -f3,4 | tr '\t' ' ')
+  [[ -z "$last" ]] || pin_ref "${last% *}" "${last#* }"
+}
+
+# What is kept beside CURRENT: kept_release, or, for a release its cut-off operation never
+# recorded (killed in the guard window), the newest record's release, which it replaced: the
+# repair records it with that one as its previous (plan_repair), so status names the same.
+kept_beside() { # current_ref
+  local keep last
+  keep=$(kept_release "$1")
+  if [[ -z "$keep" ]]; then
+    last=$(last_recorded)
+    [[ -z "$last" ]] || same_release "$last" "$1" || keep=$last
+  fi
+  [[ -z "$keep" ]] || echo "$keep"
+}
+
 # How many migrations the latest deploy of REF applied, per the history ("-": none ran).
 release_migrations() { # ref
   history_entries | awk -F'\t' -v tag="$(ref_tag "$1")" '$2 == "deploy" && $3 == tag { m = $8 } END { print (m == "" ? "-" : m) }'

@@ -29,8 +29,8 @@ observe_host() { # interrupted_lock_note
   echo "env $(env_slot) $(env_get API_TAG) $(env_get COMPOSE_PROFILES)"
   echo "route ${route:-a}"
   echo "phase $(current_phase | cut -d' ' -f1,2)"
-  last=$(history_entries | tail -n 1 | cut -f3,4 | tr '\t' ' ')
-  [[ -n "$last" ]] && echo "last $(pin_ref "${last% *}" "${last#* }")" || echo "last -"
+  last=$(last_recorded)
+  echo "last ${last:--}"
   [[ ! "$note" =~ op=(deploy|rollback):([^ ]+) ]] || echo "op ${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
   echo "keep $(keep_previous)"
   local -a kept_lines=() unpinned=()
@@ -101,7 +101,7 @@ image_digests() { # image_id...
 # would have kept beside it (kept_release), healthy or stopped, in the other slot.
 plan_repair() { # < observation
   local kind a b c d e f g _ env_slot=a env_tag="" profiles="" active=a canary_slot="" canary_pct="" phase=idle phase_tag=-
-  local last=- op_action="" op_tag="" keep=warm s i serving=-1 kept=-1 slot tag previous action
+  local last=- op_action="" op_tag="" keep=warm s i serving=-1 kept=-1 slot tag previous action unjudged
   local -a ids=() slots=() healths=() running=() names=() refs=() digests=()
   local -A kept_for=()
   while read -r kind a b c d e f g _; do
@@ -136,12 +136,18 @@ plan_repair() { # < observation
     echo "uncanary $slot $canary_slot $canary_pct"
   fi
   [[ "$env_tag" == "$tag" && "$env_slot" == "$slot" && "$profiles" == "slot-$slot" ]] || echo "name $tag $slot ${env_tag:--} $env_slot"
+  previous=${kept_for[$tag]:--}
   if ! same_release "$last" "$tag"; then
     action=repair
     [[ "$op_tag" != "$tag" ]] || action=$op_action
-    echo "record $action $tag $last"
+    # Cut off in its guard window: kept (it served, and the release before stays warm beside it
+    # for an instant rollback), but recorded as never fully judged; reverting would undo a
+    # release nobody judged bad. What it replaced is the newest record: that is what is kept.
+    unjudged=""
+    [[ "$phase" != guarding ]] || ! same_release "$phase_tag" "$tag" || unjudged=" unjudged"
+    echo "record $action $tag $last$unjudged"
+    previous=$last
   fi
-  previous=${kept_for[$tag]:--}
   for i in "${!ids[@]}"; do
     ((i != serving)) || continue
     if ((kept < 0)) && [[ "$previous" != - && "${slots[i]}" != "$slot" ]] && can_keep "${refs[i]}" "${digests[i]}" "${healths[i]}" "${running[i]}" "$previous"; then
@@ -182,7 +188,7 @@ describe_action() { # action...
     switch) echo "point the proxy at slot $2 ($4, the release .env names), away from slot $3" ;;
     uncanary) echo "take back the canary share an interrupted deploy left (slot $3: $4 %): everything to slot $2" ;;
     name) echo "make .env name api:$2 in slot $3, which serves (it named api:$4 in slot $5)" ;;
-    record) echo "record the $2 of $3, which serves, in releases.log (its operation was cut off before its record)" ;;
+    record) echo "record the $2 of $3, which serves, in releases.log (its operation was cut off before its record)$([[ "${5:-}" != unjudged ]] || echo "; its guard window was cut off: recorded as never fully judged, the release before kept warm")" ;;
     remove) echo "drain and remove the leftover api container $3 (slot $4, api:$5, $6)" ;;
     keep-old) if [[ "$4" == none ]]; then echo "drain and remove the release before, $3 (KEEP_PREVIOUS=none)"; else echo "stop the kept release $3 (KEEP_PREVIOUS=$4)"; fi ;;
     nothing-healthy) echo "nothing: no api container is healthy, so none is kept and none removed (see RUNBOOK.md §6)" ;;
@@ -195,7 +201,7 @@ apply_action() { # action...
   case "$1" in
     switch | uncanary) switch_proxy "$2" || die "the proxy refused slot $2; see docker compose -f $COMPOSE_FILE_NAME logs proxy" ;;
     name) name_serving "$2" "$3" || die "cannot write .env (disk full?); nothing else was changed: free space, then run scripts/repair.sh" ;;
-    record) record_release "$2" "$3" "$4" || die "cannot write $HISTORY_FILE (disk full?): free space, then run scripts/repair.sh" ;;
+    record) record_release "$2" "$3" "$4" - "$([[ "${5:-}" != unjudged ]] || echo "guard window cut off: never fully judged")" || die "cannot write $HISTORY_FILE (disk full?): free space, then run scripts/repair.sh" ;;
     remove)
       docker stop -t 30 "$2" >/dev/null 2>&1 || true
       docker rm -f "$2" >/dev/null

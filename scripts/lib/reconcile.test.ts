@@ -42,6 +42,16 @@ const cases: [string, string[], string[]][] = [
     ["switch a b p-api-a-1", "name v1 a v2 b", "remove c2 p-api-b-1 b v2 healthy"],
   ],
   [
+    "killed in the guard window: the new release (never recorded) is kept and recorded as unjudged; the release before stays warm",
+    ["phase guarding v3", "keep warm", "env b v3 slot-b", "route b", "last v2", "op deploy v3", "container c1 a healthy true p-api-a-1 v2 -", "kept v2 v1", "container c2 b healthy true p-api-b-1 v3 -", "kept v3 -"],
+    ["record deploy v3 v2 unjudged"],
+  ],
+  [
+    "killed in the guard window with KEEP_PREVIOUS=stopped: the release before is kept, stopped, not removed",
+    ["phase guarding v3", "keep stopped", "env b v3 slot-b", "route b", "last v2", "op deploy v3", "container c1 a healthy true p-api-a-1 v2 -", "kept v2 v1", "container c2 b healthy true p-api-b-1 v3 -", "kept v3 -"],
+    ["record deploy v3 v2 unjudged", "keep-old c1 p-api-a-1 stopped"],
+  ],
+  [
     "a reboot left .env and the profile apart: .env is made to name what serves",
     host("env a v1 slot-b", "route a", "last v1", "container c1 a healthy true p-api-a-1 v1 -", "kept v1 -"),
     ["name v1 a v1 a"],
