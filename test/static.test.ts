@@ -66,7 +66,7 @@ describe("host scripts", () => {
           const r = await stack.script(script, script === "deploy" ? ["--no-pull", "v2"] : []);
           expect(r.exitCode, `${script} ${key}`).toBe(1);
           expect(r.all.trim().split("\n"), `${script} ${key}: ${r.all}`).toHaveLength(1);
-          expect(r.all).toMatch(new RegExp(`ERROR: ${key} in \\.env is 'two', which is not a valid \\w+; use e\\.g\\. ${key}=\\S+`));
+          expect(r.all).toMatch(new RegExp(`ERROR: ${key} in \\.env is 'two', which is not a valid \\w+ \\([^)]+\\); use e\\.g\\. ${key}=\\S+`));
         }
       }
       // Nothing was touched: no lock taken, no history, no log of an operation.

@@ -11,6 +11,10 @@ TAG_PATTERN='^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$'
 REF_PATTERN='^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$'
 DIGEST_PATTERN='^sha256:[0-9a-f]{64}$'
 
+# The post-switch guard's window, in seconds: 0 (off) to this (deploy.sh --guard, GUARD_SECONDS,
+# dagger call deploy --guard).
+GUARD_SECONDS_MAX='3600'
+
 # Canary steps: up to ten whole percents from 1 to 99, comma-separated, each above the one before
 # (100 follows); how long each step lasts; how many requests a step needs to be judged.
 CANARY_STEPS_PATTERN='^[1-9][0-9]?(,[1-9][0-9]?){0,9}$'

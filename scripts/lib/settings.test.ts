@@ -13,7 +13,7 @@ import { repoRoot } from "../../test/support/database.js";
 
 const settings = readFileSync(join(repoRoot, "scripts/lib/settings.sh"), "utf8");
 const specs = /ENV_VALUES="([^"]+)"/.exec(settings)![1]!.trim().split(/\s+/).map((s) => s.split(":") as [string, string, string]);
-const numeric = specs.filter(([, kind]) => ["int", "number", "count", "port", "seconds"].includes(kind));
+const numeric = specs.filter(([, kind]) => ["int", "number", "count", "port", "seconds", "window"].includes(kind));
 
 /** Runs FN (bash) with lib.sh sourced in a deployment directory whose .env holds LINES. */
 async function withEnv(lines: string[], fn: string) {
@@ -30,6 +30,7 @@ const bounds: Record<string, { ok: string[]; bad: string[] }> = {
   count: { ok: ["1", "9999"], bad: ["0", "10000"] },
   port: { ok: ["1", "65535"], bad: ["0", "65536"] },
   seconds: { ok: ["1", "3600"], bad: ["0", "3601"] },
+  window: { ok: ["0", "3600"], bad: ["3601"] },
 };
 
 describe("one validator, one grammar: every numeric .env key and --guard", () => {
@@ -50,22 +51,22 @@ describe("one validator, one grammar: every numeric .env key and --guard", () =>
     for (const value of ["08", "-1", "1e3"]) {
       const r = await withEnv([`GUARD_SECONDS=${value}`], "env_number GUARD_SECONDS 30");
       expect(r.exitCode).toBe(1);
-      expect(r.all).toMatch(new RegExp(`GUARD_SECONDS in \\.env must be a int in decimal, e\\.g\\. GUARD_SECONDS=30, got '${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'`));
+      expect(r.all).toMatch(new RegExp(`GUARD_SECONDS in \\.env must be a number of seconds from 0 \\(off\\) to 3600, e\\.g\\. GUARD_SECONDS=30, got '${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'`));
     }
     expect((await withEnv(["MIGRATION_LOCK_TRIES=08"], "env_number MIGRATION_LOCK_TRIES 3")).exitCode).toBe(1);
     expect((await withEnv(["GUARD_SECONDS=8"], "env_number GUARD_SECONDS 30")).all.trim()).toBe("8");
     expect((await withEnv([], "env_number KPI_P99_SECONDS 1")).all.trim()).toBe("1");
   });
 
-  it("deploy.sh --guard takes 0 to 9999 in decimal and refuses 08, -1, 1e3 and 10000 before anything runs", async () => {
+  it("deploy.sh --guard takes 0 to GUARD_SECONDS_MAX (3600, the contract's) in decimal and refuses 08, -1, 1e3 and 3601 before anything runs", async () => {
     const dir = mkdtempSync(join(tmpdir(), "slipway-guardflag-"));
     cpSync(join(repoRoot, "scripts"), join(dir, "scripts"), { recursive: true });
     writeFileSync(join(dir, ".env"), "COMPOSE_PROJECT_NAME=t\n");
-    for (const guard of ["08", "-1", "1e3", "10000", " 5"]) {
+    for (const guard of ["08", "-1", "1e3", "3601", "10000", " 5"]) {
       const r = await execa("bash", ["scripts/deploy.sh", "--guard", guard, "v1"], { cwd: dir, reject: false, all: true, env: { SLIPWAY_LOCK_FILE: join(dir, "lock") } });
       expect(r.exitCode, guard).toBe(1);
       expect(String(r.all).trim().split("\n"), guard).toHaveLength(1);
-      expect(String(r.all)).toContain(`--guard must be a whole number of seconds in decimal, 0 to 9999 (0 turns the guard off), got '${guard}'`);
+      expect(String(r.all)).toContain(`--guard must be a whole number of seconds in decimal, 0 to 3600 (0 turns the guard off), got '${guard}'`);
     }
     const empty = await execa("bash", ["scripts/deploy.sh", "--guard", "", "v1"], { cwd: dir, reject: false, all: true });
     expect([empty.exitCode, String(empty.all).trim().split("\n").length]).toEqual([1, 1]);

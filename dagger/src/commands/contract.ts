@@ -4,6 +4,7 @@
 export const TAG_PATTERN = new RegExp("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$");
 export const REF_PATTERN = new RegExp("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$");
 export const DIGEST_PATTERN = new RegExp("^sha256:[0-9a-f]{64}$");
+export const GUARD_SECONDS_MAX = 3600;
 export const CANARY_STEPS_PATTERN = new RegExp("^[1-9][0-9]?(,[1-9][0-9]?){0,9}$");
 export const CANARY_STEP_SECONDS_DEFAULT = 60;
 export const CANARY_STEP_SECONDS_MAX = 3600;

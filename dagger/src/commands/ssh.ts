@@ -1,4 +1,4 @@
-import { BUNDLE_ENTRIES, CANARY_MIN_REQUESTS_DEFAULT, CANARY_MIN_REQUESTS_MAX, CANARY_STEP_SECONDS_DEFAULT, CANARY_STEP_SECONDS_MAX, CANARY_STEPS_PATTERN } from "./contract.js";
+import { BUNDLE_ENTRIES, CANARY_MIN_REQUESTS_DEFAULT, CANARY_MIN_REQUESTS_MAX, CANARY_STEP_SECONDS_DEFAULT, CANARY_STEP_SECONDS_MAX, CANARY_STEPS_PATTERN, GUARD_SECONDS_MAX } from "./contract.js";
 import { shellQuote, validateArg, validateDir, validateHost, validatePerson, validatePort, validateRef, validateUser } from "./shell.js";
 
 /** The host scripts a pipeline may run remotely. */
@@ -79,7 +79,7 @@ export function targetArgs(target: string): string[] {
 /** deploy.sh's flags: the health timeout, and the guard window when one is asked for (-1: the host's setting). */
 export function deployArgs(timeout: number, guard: number, canary: Canary = NO_CANARY): string[] {
   if (!Number.isInteger(timeout) || timeout < 1) throw new Error(`invalid timeout ${timeout}: use a positive number of seconds`);
-  if (!Number.isInteger(guard) || guard < -1 || guard > 3600) throw new Error(`invalid guard ${guard}: use seconds from 0 (off) to 3600, or leave it out`);
+  if (!Number.isInteger(guard) || guard < -1 || guard > GUARD_SECONDS_MAX) throw new Error(`invalid guard ${guard}: use seconds from 0 (off) to ${GUARD_SECONDS_MAX}, or leave it out`);
   return ["--timeout", String(timeout), ...(guard >= 0 ? ["--guard", String(guard)] : []), ...canaryArgs(canary)];
 }
 
