@@ -35,12 +35,12 @@ ENV_VALUES="GUARD_SECONDS:window:30 GUARD_SAMPLE_SECONDS:number:3 GUARD_BAD_SAMP
 # What KIND admits, for the one-line errors.
 kind_words() { # kind
   case "$1" in
-    int) echo "a whole number in decimal (no leading zero)" ;;
-    number) echo "a number in decimal (no leading zero, sign or exponent)" ;;
+    int) echo "a whole number in decimal, no leading zero" ;;
+    number) echo "a number in decimal, no leading zero, sign or exponent" ;;
     count) echo "a count from 1 to 9999" ;;
     port) echo "a port from 1 to 65535" ;;
     seconds) echo "a number of seconds from 1 to 3600" ;;
-    window) echo "a number of seconds from 0 (off) to $GUARD_SECONDS_MAX" ;;
+    window) echo "a number of seconds from 0, which is off, to $GUARD_SECONDS_MAX" ;;
     pgduration) echo "a Postgres duration such as 1s or 15min" ;;
     duration) echo "a duration such as 30s or 1m30s" ;;
   esac

@@ -51,7 +51,7 @@ describe("one validator, one grammar: every numeric .env key and --guard", () =>
     for (const value of ["08", "-1", "1e3"]) {
       const r = await withEnv([`GUARD_SECONDS=${value}`], "env_number GUARD_SECONDS 30");
       expect(r.exitCode).toBe(1);
-      expect(r.all).toMatch(new RegExp(`GUARD_SECONDS in \\.env must be a number of seconds from 0 \\(off\\) to 3600, e\\.g\\. GUARD_SECONDS=30, got '${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'`));
+      expect(r.all).toMatch(new RegExp(`GUARD_SECONDS in \\.env must be a number of seconds from 0, which is off, to 3600, e\\.g\\. GUARD_SECONDS=30, got '${value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}'`));
     }
     expect((await withEnv(["MIGRATION_LOCK_TRIES=08"], "env_number MIGRATION_LOCK_TRIES 3")).exitCode).toBe(1);
     expect((await withEnv(["GUARD_SECONDS=8"], "env_number GUARD_SECONDS 30")).all.trim()).toBe("8");
