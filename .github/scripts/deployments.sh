@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The release gate's reader of GitHub's Deployments API (through `gh api`), for deploy.yml. What a
-# deployment of ours (task deploy:slipway) says is decided by its newest *decisive* status:
-# success, failure or error. `inactive` is not one: GitHub adds it to earlier deployments of a
+# deployment of ours (DEPLOY_TASK) says is decided by its newest *decisive* status (one of
+# DECISIVE_STATES). `inactive` is not one: GitHub adds it to earlier deployments of a
 # non-production environment when a newer one succeeds (auto_inactive), which says nothing about
-# whether that release was good. A rollback marks the deployment it undid `failure` with a
-# description starting "rolled back" (`dagger call rollback --github-token …`, the one writer of
-# that mark: dagger/src/commands/github.ts), so the gate refuses its digest.
+# whether that release was good. A rollback marks the deployment it undid (ROLLED_BACK_STATE,
+# ROLLED_BACK_PREFIX; `dagger call rollback --github-token …` is the one writer of that mark), so
+# the gate refuses its digest. Those rules are scripts/lib/contract.sh's, which the module reads.
 #
 #   deployments.sh passed-staging SHA        # prints the digest of SHA that passed staging, or fails
 #   deployments.sh current ENV [EXCEPT_SHA]  # prints "id sha digest" of what ENV runs (nothing if none)
@@ -14,9 +14,17 @@ set -euo pipefail
 # A failed read inside $(...) stops the command too (bash does not pass -e into substitutions).
 shopt -s inherit_errexit
 
-TASK=deploy:slipway
+here=$(dirname "${BASH_SOURCE[0]}")
 # shellcheck source=.github/scripts/gh.sh
-source "$(dirname "${BASH_SOURCE[0]}")/gh.sh"
+source "$here/gh.sh"
+# The gate's rules, shared with the module that marks rollbacks: DEPLOY_TASK, DECISIVE_STATES,
+# ROLLED_BACK_STATE, ROLLED_BACK_PREFIX.
+# shellcheck source=scripts/lib/contract.sh
+source "$here/../../scripts/lib/contract.sh"
+# jq's test for a decisive state, and bash's pattern for one.
+DECISIVE_JQ=$(printf '.state == "%s" or ' "${DECISIVE_STATES[@]}")
+DECISIVE_JQ=${DECISIVE_JQ% or }
+DECISIVE_RE=$(IFS='|'; echo "^(${DECISIVE_STATES[*]})"$'\t')
 
 usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
 fail() { echo "::error::$*" >&2; exit 1; }
@@ -27,7 +35,7 @@ valid_env() { [[ "$1" =~ ^[a-z][a-z0-9_-]{0,39}$ ]]; }
 # anything is decided, each line checked for its form: a failed read fails the command, never
 # passes as a list (gh prints an error body on stdout).
 list() { # env [sha]
-  local query="environment=$1&task=$TASK&per_page=100" out line
+  local query="environment=$1&task=$DEPLOY_TASK&per_page=100" out line
   [[ -z "${2:-}" ]] || query+="&sha=$2"
   out=$(gh_api --paginate "repos/$REPO/deployments?$query" \
     --jq '.[] | "\(.id) \(.sha) \(.payload.digest // "-")"') || fail "cannot read the $1 deployments of $REPO"
@@ -41,9 +49,9 @@ list() { # env [sha]
 verdict() { # id
   local out
   out=$(gh_api "repos/$REPO/deployments/$1/statuses?per_page=100" \
-    --jq '[.[] | select(.state == "success" or .state == "failure" or .state == "error")][0]
+    --jq "[.[] | select($DECISIVE_JQ)][0]"'
       | if . == null then "none" else "\(.state)\t\(.created_at)\t\(.description // "")" end') || fail "cannot read the statuses of deployment $1"
-  [[ "$out" == none || "$out" =~ ^(success|failure|error)$'\t' ]] || fail "unexpected status of deployment $1 from GitHub: '${out:0:120}'"
+  [[ "$out" == none || "$out" =~ $DECISIVE_RE ]] || fail "unexpected status of deployment $1 from GitHub: '${out:0:120}'"
   printf '%s\n' "$out"
 }
 
@@ -62,7 +70,7 @@ newest_verdict() { # env sha
   [[ -z "$best" ]] || printf '%s\n' "$best"
 }
 
-rolled_back() { [[ "$1" == failure && "$2" == "rolled back"* ]]; }
+rolled_back() { [[ "$1" == "$ROLLED_BACK_STATE" && "$2" == "$ROLLED_BACK_PREFIX"* ]]; }
 
 passed_staging() { # sha
   local sha=$1 best best_state="" best_at="" best_note="" best_digest="" prod prod_state prod_at prod_note _

@@ -23,5 +23,15 @@ CANARY_STEP_SECONDS_MAX='3600'
 CANARY_MIN_REQUESTS_DEFAULT='20'
 CANARY_MIN_REQUESTS_MAX='999999'
 
+# The release gate's records in GitHub's Deployments API, read by .github/scripts/deployments.sh
+# and marked by the module (dagger/src/commands/github.ts): our deployments carry this task; a
+# deployment's verdict is its newest status in one of these states (`inactive`, which
+# auto_inactive adds, is not one); a rollback marks the one it undid `failure` with a description
+# starting with this prefix, which closes the gate to its digest.
+DEPLOY_TASK='deploy:slipway'
+DECISIVE_STATES=(success failure error)
+ROLLED_BACK_STATE='failure'
+ROLLED_BACK_PREFIX='rolled back'
+
 # What a deploy ships to the host and installs there; never .env or host state.
 BUNDLE_ENTRIES=(docker-compose.prod.yml docker-stack.yml .env.example RUNBOOK.md scripts proxy hooks)

@@ -3,12 +3,14 @@
  * deploy.yml's gate (.github/scripts/deployments.sh passed-staging) refuses that digest. This is
  * the one writer of that mark; rollback.yml and a laptop's `dagger call rollback` both reach it.
  *
- * The rules are deployments.sh's: our deployments carry task deploy:slipway; a deployment's
- * newest *decisive* status (success, failure, error) is its verdict, `inactive` (auto_inactive)
- * is not one; a rollback marks `failure` with a description starting "rolled back".
+ * The rules are the contract's (scripts/lib/contract.sh, generated into ./contract.ts), which
+ * deployments.sh reads too: the task our deployments carry, the states that decide a verdict
+ * (the newest status in one of them; `inactive`, from auto_inactive, is not one), and the state
+ * and description prefix of a rollback's mark.
  */
+import { DECISIVE_STATES, DEPLOY_TASK, ROLLED_BACK_PREFIX, ROLLED_BACK_STATE } from "./contract.js";
 
-export const DEPLOY_TASK = "deploy:slipway";
+export { DEPLOY_TASK };
 
 /** GET /repos/{owner}/{repo}/deployments items, as far as we read them. */
 export interface Deployment {
@@ -32,7 +34,7 @@ export interface GitHubContext {
   token: string;
 }
 
-const DECISIVE = new Set(["success", "failure", "error"]);
+const DECISIVE: ReadonlySet<string> = new Set(DECISIVE_STATES);
 const REPOSITORY = /^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/;
 const ENVIRONMENT = /^[a-z][a-z0-9_-]{0,39}$/;
 const SHA = /^[0-9a-f]{40}$/;
@@ -190,15 +192,15 @@ async function walk(ctx: GitHubContext, base: string, environment: string, host:
 }
 
 /**
- * Marks what a rollback of `environment` undid, as the host reported it (undoneByHost), `failure`
- * "rolled back: <note>". Returns one line per deployment marked, or one saying there was none.
+ * Marks what a rollback of `environment` undid, as the host reported it (undoneByHost), with the
+ * contract's state and prefix (`failure`, "rolled back: <note>"). Returns one line per deployment marked, or one saying there was none.
  */
 export async function markRolledBack(ctx: GitHubContext, environment: string, host: HostRollback, note: string, doFetch: Fetch = fetch): Promise<string[]> {
   checkGitHub({ ...ctx, environment });
   const base = `${apiBase(ctx)}/deployments`;
   const lines: string[] = [];
   for (const d of undoneByHost(await walk(ctx, base, environment, host, doFetch), host)) {
-    await request(ctx, `${base}/${d.id}/statuses`, doFetch, { method: "POST", body: { state: "failure", description: `rolled back: ${note}`.slice(0, 140) } });
+    await request(ctx, `${base}/${d.id}/statuses`, doFetch, { method: "POST", body: { state: ROLLED_BACK_STATE, description: `${ROLLED_BACK_PREFIX}: ${note}`.slice(0, 140) } });
     lines.push(`marked GitHub deployment ${d.id} (${d.sha}, ${payloadDigest(d)}) rolled back`);
   }
   return lines.length ? lines : [`no live GitHub deployment of ${environment} is the release the host undid (${host.undid || "-"}): nothing to mark`];
