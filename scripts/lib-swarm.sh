@@ -77,13 +77,18 @@ running_tasks() {
     | awk '{ print $1, tolower($2) }' || true
 }
 
+# .env's values reach the stack file's interpolation as exported variables (export is a builtin),
+# never as `env KEY=VALUE` arguments, which every user of the host could read in ps.
 stack_deploy() { # ref
-  local -a vars=()
-  mapfile -t vars < <(stack_env)
+  local kv
   step "docker stack deploy $(stack_name) with api $(api_image):$1"
-  (cd "$SLIPWAY_DIR" && env "${vars[@]}" "API_TAG=$1" "MIGRATE_TAG=$1" \
-    docker stack deploy --detach=true --with-registry-auth --resolve-image always --prune=false \
-    -c "$STACK_FILE_NAME" "$(stack_name)" >&2)
+  (
+    cd "$SLIPWAY_DIR" || exit 1
+    while IFS= read -r kv; do export "${kv%%=*}=${kv#*=}"; done < <(stack_env)
+    export API_TAG=$1 MIGRATE_TAG=$1
+    exec docker stack deploy --detach=true --with-registry-auth --resolve-image always --prune=false \
+      -c "$STACK_FILE_NAME" "$(stack_name)" >&2
+  )
 }
 
 # Waits for the api's rolling update (started after BEFORE, the update status beforehand) to

@@ -29,6 +29,19 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ ...base, LOG_LEVEL: "loud" })).toThrow(/LOG_LEVEL=loud is unknown/);
   });
 
+  it("takes any printable password from DATABASE_PASSWORD (the Compose stack) and encodes it: the driver reads back exactly it", async () => {
+    const { parse } = await import("pg-connection-string");
+    const printable = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("");
+    for (const password of ["p@ss/w0rd#x%41", "a:b?c&d=e f", "%", "%%41", "ü€😀", printable]) {
+      const url = loadConfig({ DATABASE_URL: "postgres://slipway@db:5432/slipway?sslmode=disable", DATABASE_PASSWORD: password }).databaseUrl;
+      const got = parse(url);
+      expect(got.password, password).toBe(password);
+      expect([got.host, got.port, got.database, got.user]).toEqual(["db", "5432", "slipway", "slipway"]);
+    }
+    // The file, a Swarm secret, wins over the variable.
+    expect(loadConfig({ DATABASE_URL: "postgres://u@db/x", DATABASE_PASSWORD: "env", DATABASE_PASSWORD_FILE: "/s" }, () => "file\n").databaseUrl).toBe("postgres://u:file@db/x");
+  });
+
   it("takes the database password from DATABASE_PASSWORD_FILE (a Swarm secret) when set", () => {
     const env = { DATABASE_URL: "postgres://slipway@db:5432/slipway?sslmode=disable", DATABASE_PASSWORD_FILE: "/run/secrets/postgres_password" };
     const files: Record<string, string> = { "/run/secrets/postgres_password": "s3cr/t@x\n" };

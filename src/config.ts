@@ -32,8 +32,9 @@ function intFrom(env: NodeJS.ProcessEnv, key: string, fallback: number): number 
 }
 
 /**
- * DATABASE_URL, with the password from DATABASE_PASSWORD_FILE when that is set (a Swarm secret,
- * mounted as a file, so the password is in no environment and no stack file).
+ * DATABASE_URL, with the password from DATABASE_PASSWORD_FILE (a Swarm secret, mounted as a file,
+ * so the password is in no environment and no stack file) or DATABASE_PASSWORD (the Compose
+ * stack), encoded here: any character works, `@`, `/`, `#` and `%` too.
  */
 function databaseUrlFrom(env: NodeJS.ProcessEnv, readSecret: (path: string) => string): string {
   const databaseUrl = env.DATABASE_URL;
@@ -41,12 +42,17 @@ function databaseUrlFrom(env: NodeJS.ProcessEnv, readSecret: (path: string) => s
     throw new Error("DATABASE_URL is not set; set it (postgres://user:pass@host:5432/db) in the environment");
   }
   const file = env.DATABASE_PASSWORD_FILE;
-  if (!file) return databaseUrl;
   let password: string;
-  try {
-    password = readSecret(file).replace(/\r?\n$/, "");
-  } catch (err) {
-    throw new Error(`DATABASE_PASSWORD_FILE=${file} cannot be read (${(err as Error).message}); grant the secret to this service`);
+  if (file) {
+    try {
+      password = readSecret(file).replace(/\r?\n$/, "");
+    } catch (err) {
+      throw new Error(`DATABASE_PASSWORD_FILE=${file} cannot be read (${(err as Error).message}); grant the secret to this service`);
+    }
+  } else if (env.DATABASE_PASSWORD) {
+    password = env.DATABASE_PASSWORD;
+  } else {
+    return databaseUrl;
   }
   const url = new URL(databaseUrl);
   url.password = encodeURIComponent(password);

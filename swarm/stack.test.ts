@@ -48,7 +48,8 @@ describe("the Swarm stack file", () => {
     expect(s.services.api.environment.DATABASE_PASSWORD_FILE).toBe("/run/secrets/postgres_password");
     expect(s.services.api.environment.DATABASE_URL).toBe("postgres://${POSTGRES_USER:-slipway}@db:5432/${POSTGRES_DB:-slipway}?sslmode=disable");
     expect(s.secrets.postgres_password.external).toBe(true);
-    expect(() => withoutPassword("postgres://u@db/x")).toThrow(/has no password to take out/);
+    expect(s.services.api.environment.DATABASE_PASSWORD).toBeUndefined();
+    expect(() => withoutPassword("postgres://u:${POSTGRES_PASSWORD}@db/x")).toThrow(/holds the password/);
   });
 
   it("pins the database to the labelled node, runs the proxy on every node in host mode, and names the proxy config by content", () => {

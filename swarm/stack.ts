@@ -46,11 +46,10 @@ function environment(service: Service): Record<string, string> {
   return { ...(env as Record<string, string>) };
 }
 
-/** The DATABASE_URL of the compose file, without its password (the secret supplies it). */
+/** The DATABASE_URL of the compose file, which must hold no password (the secret supplies it). */
 export function withoutPassword(url: string): string {
-  const out = url.replace(/:\$\{POSTGRES_PASSWORD(?::?[?-][^}]*)?\}@/, "@");
-  if (out === url) throw new Error(`DATABASE_URL in the compose file has no password to take out: ${url}`);
-  return out;
+  if (/POSTGRES_PASSWORD/.test(url)) throw new Error(`DATABASE_URL in the compose file holds the password: ${url}`);
+  return url;
 }
 
 function deployOf(service: Service): Doc {
@@ -66,6 +65,7 @@ export function swarmStack(compose: Doc, opts: StackOptions): Doc {
   const apiEnv = environment(apiSource);
   delete apiEnv.LISTEN_SOCKET;
   apiEnv.DATABASE_URL = withoutPassword(apiEnv.DATABASE_URL ?? "");
+  delete apiEnv.DATABASE_PASSWORD;
   apiEnv.DATABASE_PASSWORD_FILE = SECRET_PATH;
   // Swarm drops a stopping task from DNS 2 s before SIGTERM, but other nodes learn of it by
   // gossip, later under load: the task keeps serving this long after SIGTERM before it drains.

@@ -10,7 +10,7 @@ import pg from "pg";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertNoFailedRequests, assertOnlyBadWrites } from "./support/diagnose.js";
-import { report, startTrickle, type LoadResult } from "./support/load.js";
+import { report, secretsInArgv, startTrickle, type LoadResult } from "./support/load.js";
 import { buildImages, getJson, killAt, Stack } from "./support/stack.js";
 
 const CLIENTS = 12;
@@ -166,6 +166,33 @@ describe.sequential("production stack", () => {
     expect(await countItems(stack, [after.id])).toBe(0);
     expect(restore.all).toMatch(/safety backup/);
     expect((await getJson(`${stack.url}/health`)).status).toBe(200);
+  });
+
+  it("4b. no secret is in any process's argv on the host or in its containers during a deploy (with its backup), a backup and a restore; the password has URL characters", async () => {
+    expect(stack.password).toMatch(/[@/#%:?&]/);
+    const env = stack.read(".env");
+    const token = `cdn-${Date.now().toString(36)}-secret`;
+    writeFileSync(join(stack.dir, ".env"), `${env}CDN_PURGE_TOKEN=${token}\n`, { mode: 0o600 });
+    try {
+      const secrets = [stack.password, encodeURIComponent(stack.password), token];
+      const from = (await getJson(`${stack.url}/health`)).body.version as string;
+      const to = from === "v1" ? "v2" : "v1";
+      const deploy = await secretsInArgv(secrets, () => stack.script("deploy", ["--no-pull", to]));
+      expect(deploy.result.exitCode, deploy.result.all).toBe(0);
+      const backup = await secretsInArgv(secrets, () => stack.script("backup"));
+      expect(backup.result.exitCode, backup.result.all).toBe(0);
+      const restore = await secretsInArgv(secrets, () => stack.script("restore", [backup.result.stdout.trim(), "--yes"]));
+      expect(restore.result.exitCode, restore.result.all).toBe(0);
+      for (const [what, r] of [["deploy", deploy], ["backup", backup], ["restore", restore]] as const) {
+        expect(r.samples, what).toBeGreaterThan(0);
+        expect(r.hits, what).toEqual([]);
+      }
+      // The API got its password through DATABASE_PASSWORD and reached the database with it.
+      expect((await getJson(`${stack.url}/health`)).body).toMatchObject({ status: "ok", version: to });
+      expect((await stack.script("rollback")).exitCode).toBe(0);
+    } finally {
+      writeFileSync(join(stack.dir, ".env"), stack.read(".env").replace(`CDN_PURGE_TOKEN=${token}\n`, ""), { mode: 0o600 });
+    }
   });
 
   describe.sequential("5. faults", () => {

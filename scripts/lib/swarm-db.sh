@@ -26,9 +26,8 @@ swarm_dbmate() { # ref command
   env_get POSTGRES_PASSWORD | docker run --rm -i --network "$(stack_network)" \
     -e "PGUSER=$user" -e "PGDATABASE=$db" \
     -e "LOCK_TIMEOUT=$(env_get MIGRATION_LOCK_TIMEOUT)" \
-    --entrypoint sh "$(api_image):$1" -c 'IFS= read -r pw
-      pw=$(node -e "process.stdout.write(encodeURIComponent(process.argv[1]))" "$pw")
-      export DATABASE_URL="postgres://$PGUSER:$pw@db:5432/$PGDATABASE?sslmode=disable&lock_timeout=${LOCK_TIMEOUT:-1s}"
+    --entrypoint sh "$(api_image):$1" -c 'IFS= read -r PGPASSWORD; export PGPASSWORD
+      export DATABASE_URL="postgres://$PGUSER@db:5432/$PGDATABASE?sslmode=disable&lock_timeout=${LOCK_TIMEOUT:-1s}"
       exec node_modules/.bin/dbmate --wait --wait-timeout 60s "$1"' sh "$2"
 }
 dbmate_up() { swarm_dbmate "$1" up; }         # ref

@@ -166,3 +166,40 @@ export function report(label: string, load: LoadResult): void {
   const writes = load.samples.filter((s) => s.kind === "write").length;
   console.log(`${label}: ${load.sent} requests (${writes} writes), ${load.failed.length} failed (${describeFailures(load)})`);
 }
+
+/**
+ * Every process's argv on this host (containers' too: their processes are the host's), sampled
+ * every 20 ms while ACTION runs: what of SECRETS any of them held. A secret in argv is readable
+ * by every user of the host (ps).
+ */
+export async function secretsInArgv<T>(secrets: string[], action: () => Promise<T>): Promise<{ result: T; hits: string[]; samples: number }> {
+  const { readdirSync, readFileSync } = await import("node:fs");
+  const hits = new Set<string>();
+  let samples = 0;
+  let running = true;
+  const sample = () => {
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid)) continue;
+      let argv = "";
+      try {
+        argv = readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " ");
+      } catch {
+        continue;
+      }
+      for (const s of secrets) if (argv.includes(s)) hits.add(`${pid}: ${argv.slice(0, 200)}`);
+    }
+    samples++;
+  };
+  const loop = (async () => {
+    while (running) {
+      sample();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  try {
+    return { result: await action(), hits: [...hits], samples };
+  } finally {
+    running = false;
+    await loop;
+  }
+}

@@ -68,7 +68,8 @@ export class Stack {
   readonly dir: string;
   readonly project: string;
   readonly port: number;
-  readonly password = randomBytes(16).toString("hex");
+  /** With the characters a URL reserves: the stack must take any printable password (no `$`, which .env needs quoted). */
+  readonly password = `${randomBytes(16).toString("hex")}@/#%41:?&`;
   /** Every container's log from `up` on, kept for a failing load test (support/diagnose.ts). */
   readonly logs: LogTap;
 
@@ -161,7 +162,7 @@ export class Stack {
   async databaseUrl(): Promise<string> {
     const id = (await this.compose(["ps", "-q", "db"])).stdout;
     const { stdout: ip } = await execa("docker", ["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id.trim()]);
-    return `postgres://slipway:${this.password}@${ip.trim()}:5432/slipway?sslmode=disable`;
+    return `postgres://slipway:${encodeURIComponent(this.password)}@${ip.trim()}:5432/slipway?sslmode=disable`;
   }
 
   /** The api containers of both release slots, running or not. */

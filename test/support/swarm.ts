@@ -120,7 +120,8 @@ export class SwarmDeployment {
   // Kept between runs (test scaffolding): the next run's pushes upload only what changed.
   readonly registry = new TestRegistry(5003, "0.0.0.0", join(homedir(), ".cache/slipway-testenv/swarm-registry"));
   readonly swarm = new TestSwarm(this.registry.port);
-  readonly password = randomBytes(16).toString("hex");
+  /** With the characters a URL reserves, as in support/stack.ts. */
+  readonly password = `${randomBytes(16).toString("hex")}@/#%41:?&`;
   url = "";
   target!: SshTarget;
 
