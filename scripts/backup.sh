@@ -8,16 +8,22 @@ source "$here/lib.sh"
 usage() {
   cat <<'USAGE'
 Usage: scripts/backup.sh [--dir DIR] [--keep N]
+       scripts/backup.sh --verify FILE
 
 Dumps the running `db` service with pg_dump (plain SQL that replaces the schema's objects
-on restore) to DIR/<db>-<UTC yyyymmddThhmmssZ>.sql, mode 600. The dump is written under
+on restore) to DIR/<db>-<UTC yyyymmddThhmmssZ>.sql, mode 640 (the deployment's group). The dump is written under
 a temporary name, checked complete, then renamed, so a file with the final name is always
 whole. Prints the file's path on stdout.
 
 Takes the deploy lock (waiting up to SLIPWAY_BACKUP_LOCK_WAIT seconds, default 600), so a
 backup and a release never overlap.
 
+With --verify: whether FILE is a whole dump that restore.sh takes (pg_dump's completion
+marker, pg_dump's form); prints "whole: FILE" and exits 0, or the reason and exits 1.
+Reads only the file: no database, no lock.
+
 Options:
+  --verify FILE  check a backup before restoring it (see above)
   --dir DIR   where backups go (default: backups, beside the compose file)
   --keep N    afterwards, delete all but the newest N backups in DIR
   -h, --help  show this help
@@ -37,11 +43,22 @@ compose_pg_dump() { # user db
   done
 }
 
+# backup.sh --verify: the checks restore.sh makes before it touches anything, on their own.
+verify_backup() { # file
+  local form
+  [[ -f "$1" && -r "$1" ]] || die "backup file '$1' does not exist or is not readable; list them with: ls -l backups/"
+  dump_complete "$1" || die "'$1' is truncated or not a pg_dump file (no completion marker): restore another"
+  form=$(dump_form "$1") || die "'$1' is not a dump as backup.sh writes them ($form): restore another"
+  CLEAN_EXIT=1
+  echo "whole: $1"
+}
+
 main() {
   local dir="$SLIPWAY_DIR/backups" keep="" db user final
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
+      --verify) (($# == 2)) || die "--verify takes one file: scripts/backup.sh --verify backups/<file>.sql"; verify_backup "$2"; return ;;
       --dir) (($# >= 2)) || die "--dir needs a directory"; dir=$2; shift ;;
       --keep) (($# >= 2)) || die "--keep needs a number"; keep=$2; shift ;;
       *) die "unknown argument '$1'; see --help" ;;

@@ -112,3 +112,27 @@ describe("restore runs only what backup wrote: dump_form", () => {
     expect(String(r.all)).toMatch(/ERROR: 'evil\.sql' is not a dump as backup\.sh writes them \(line \d+ is a psql meta-command .*\); nothing was changed: restore only files from backups\//);
   });
 });
+
+describe("backup.sh --verify FILE: whether a backup is whole, by the checks restore.sh makes", () => {
+  const verify = (file: string) => execa("bash", [join(repoRoot, "scripts/backup.sh"), "--verify", file], { reject: false, all: true, cwd: mkdtempSync(join(tmpdir(), "slipway-verify-")) });
+
+  it("says whole for a real dump, and names why not for a truncated, crafted or missing one, in one line each", async () => {
+    const real = join(repoRoot, "test/fixtures/pg_dump-15.sql");
+    const ok = await verify(real);
+    expect([ok.exitCode, String(ok.stdout)]).toEqual([0, `whole: ${real}`]);
+    const dir = mkdtempSync(join(tmpdir(), "slipway-verify-"));
+    const text = readFileSync(real, "utf8");
+    writeFileSync(join(dir, "half.sql"), text.slice(0, text.length / 2));
+    writeFileSync(join(dir, "crafted.sql"), text.replace("SET statement_timeout = 0;", "\\! id\nSET statement_timeout = 0;"));
+    for (const [file, why] of [
+      [join(dir, "half.sql"), /is truncated or not a pg_dump file \(no completion marker\): restore another/],
+      [join(dir, "crafted.sql"), /is not a dump as backup\.sh writes them \(line \d+ is a psql meta-command \(\\! id…\) where pg_dump writes none\): restore another/],
+      [join(dir, "nope.sql"), /backup file '.*nope\.sql' does not exist or is not readable/],
+    ] as const) {
+      const r = await verify(file);
+      expect(r.exitCode, file).toBe(1);
+      expect(String(r.all).trim().split("\n"), file).toHaveLength(1);
+      expect(String(r.all)).toMatch(why);
+    }
+  });
+});
