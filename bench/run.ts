@@ -190,12 +190,10 @@ async function beforeScenarios(clients: number): Promise<Run[]> {
   return runs;
 }
 
-/**
- * The guard and the canary's judge, now and before the streaming judge (GUARD_BEFORE's release
- * files): a bad release the guard reverts, a healthy one that must pass it (no false trip), and a
- * bad canary taken back at its first step. `BENCH_ONLY=guard npm run bench`.
- */
-async function guardScenarios(clients: number, before?: string): Promise<Run[]> {
+type Round = (stack: Stack, name: (s: string) => Scenario, script: (n: string, ...args: string[]) => string[]) => Promise<Run[]>;
+
+/** RUNS rounds of ROUND at CLIENTS on one stack with BEFORE's release files (or this tree's); the stack goes down after. */
+async function rounds(label: string, clients: number, before: string | undefined, round: Round): Promise<Run[]> {
   const stack = await stackWith(before);
   const name = (s: string) => (before ? `${s}, before (${before})` : s) as Scenario;
   const script = (n: string, ...args: string[]) => ["bash", `scripts/${n}.sh`, ...args];
@@ -203,19 +201,37 @@ async function guardScenarios(clients: number, before?: string): Promise<Run[]> 
   const runs: Run[] = [];
   try {
     for (let i = 0; i < RUNS; i++) {
-      log(`guard${before ? `, before (${before})` : ""}, c=${clients} run ${i + 1}/${RUNS}`);
-      await stack.dropKept();
-      runs.push(await measure(stack, clients, name("bad release, reverted by the guard"), script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "brokenwrites")));
-      await stack.dropKept();
-      runs.push(await measure(stack, clients, name("healthy release through the guard"), script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "v2")));
-      await stack.script("rollback", ["--no-pull", "v1"]);
-      await stack.dropKept();
-      runs.push(await measure(stack, clients, name("bad canary, taken back"), script("deploy", "--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", "--canary-step", "20", "brokenwrites")));
+      log(`${label}${before ? `, before (${before})` : ""}, c=${clients} run ${i + 1}/${RUNS}`);
+      runs.push(...(await round(stack, name, script)));
     }
   } finally {
     await stack.down();
   }
   return runs;
+}
+
+const badRelease = (clients: number): Round => async (stack, name, script) => {
+  await stack.dropKept();
+  return [await measure(stack, clients, name("bad release, reverted by the guard"), script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "brokenwrites"))];
+};
+const badCanary = (clients: number): Round => async (stack, name, script) => {
+  await stack.dropKept();
+  return [await measure(stack, clients, name("bad canary, taken back"), script("deploy", "--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", "--canary-step", "20", "brokenwrites"))];
+};
+
+/**
+ * The guard and the canary's judge, now and before the streaming judge (GUARD_BEFORE's release
+ * files): a bad release the guard reverts, a healthy one that must pass it (no false trip), and a
+ * bad canary taken back at its first step. `BENCH_ONLY=guard npm run bench`.
+ */
+function guardScenarios(clients: number, before?: string): Promise<Run[]> {
+  return rounds("guard", clients, before, async (stack, name, script) => {
+    const runs = await badRelease(clients)(stack, name, script);
+    await stack.dropKept();
+    runs.push(await measure(stack, clients, name("healthy release through the guard"), script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "v2")));
+    await stack.script("rollback", ["--no-pull", "v1"]);
+    return [...runs, ...(await badCanary(clients)(stack, name, script))];
+  });
 }
 
 /**
@@ -224,28 +240,15 @@ async function guardScenarios(clients: number, before?: string): Promise<Run[]> 
  * clientbug2, which share a bug a client can provoke) while one client calls that bug back to
  * back: kept in every run now. `BENCH_ONLY=clients npm run bench`.
  */
-async function clientScenarios(clients: number, before?: string): Promise<Run[]> {
-  const stack = await stackWith(before);
-  const name = (s: string) => (before ? `${s}, before (${before})` : s) as Scenario;
-  const script = (n: string, ...args: string[]) => ["bash", `scripts/${n}.sh`, ...args];
-  await stack.up();
-  const runs: Run[] = [];
-  try {
-    for (let i = 0; i < RUNS; i++) {
-      log(`clients${before ? `, before (${before})` : ""}, c=${clients} run ${i + 1}/${RUNS}`);
-      await stack.dropKept();
-      runs.push(await measure(stack, clients, name("bad release, reverted by the guard"), script("deploy", "--no-pull", "--skip-backup", "--guard", "30", "brokenwrites")));
-      await stack.dropKept();
-      runs.push(await measure(stack, clients, name("bad canary, taken back"), script("deploy", "--no-pull", "--skip-backup", "--guard", "0", "--canary", "10,50", "--canary-step", "20", "brokenwrites")));
-      await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "clientbug1"]);
-      await stack.dropKept();
-      runs.push(await measure(stack, clients, name("healthy release through the guard, a hostile trickle"), script("deploy", "--no-pull", "--skip-backup", "--guard", "10", "clientbug2"), {}, true));
-      await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "v1"]);
-    }
-  } finally {
-    await stack.down();
-  }
-  return runs;
+function clientScenarios(clients: number, before?: string): Promise<Run[]> {
+  return rounds("clients", clients, before, async (stack, name, script) => {
+    const runs = [...(await badRelease(clients)(stack, name, script)), ...(await badCanary(clients)(stack, name, script))];
+    await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "clientbug1"]);
+    await stack.dropKept();
+    runs.push(await measure(stack, clients, name("healthy release through the guard, a hostile trickle"), script("deploy", "--no-pull", "--skip-backup", "--guard", "10", "clientbug2"), {}, true));
+    await stack.script("deploy", ["--no-pull", "--skip-backup", "--guard", "0", "v1"]);
+    return runs;
+  });
 }
 
 /** Judging by client against the rule before, same run: the guard's and the canary's speed, and the hostile trickle's verdict. */
