@@ -143,7 +143,9 @@ main() {
   local previous keep kept
   previous=$(previous_release "$(env_get API_TAG)")
   keep=$(kept_beside "$(env_get API_TAG)")
-  [[ -n "$previous" || -z "$keep" ]] || previous=$keep
+  # A release with no record of its own (killed before it) goes back to what it replaced, once the
+  # repair has recorded it: plain rollback.sh, as kept_line says then.
+  [[ -n "$previous" || -z "$keep" || -n "$(kept_release "$(env_get API_TAG)")" ]] || previous=$keep
   kept=$([[ -z "$keep" ]] || kept_container "$keep")
   echo "kept:      $(kept_line "$previous" "$keep" "$kept")"
   echo "hooks:     $(hooks_line)"
