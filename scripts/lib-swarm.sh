@@ -153,6 +153,8 @@ swarm_release() { image_ref "$(service_image)"; }
 # for it, then make .env name what the service runs.
 swarm_reconcile() {
   local update running last action
+  # The repairer owns what it finds: its clean exit clears the killed operation's note (lib.sh).
+  PHASE_OWNED=1
   update=$(service_update)
   if [[ "${update%% *}" == updating || "${update%% *}" == rollback_started ]]; then
     step "repair: an update of $(api_service) is still under way (${update%% *}); waiting for Swarm to finish it"
