@@ -251,8 +251,8 @@ describe.skipIf(Boolean(skip))("the module on a real Dagger engine", () => {
       expect(result.all).toMatch(/rolled back automatically: 5xx \d+\.\d % > 1 %/);
       expect((await getJson(`${stack.url}/health`)).body.version).toBe("v3");
       expect(history().at(-1)!.split("\t").slice(1, 3)).toEqual(["guard-rollback", "v3"]);
-      expect(slack.messages.at(-1)).toMatch(/^Deploy of brokenwrites to the host FAILED\n[^]*reason: rolled back automatically: 5xx \d+\.\d % &gt; 1 %/);
       // Slack text is escaped (notify.ts slackEscape): the channel shows "&gt;" as ">".
+      expect(slack.messages.at(-1)).toMatch(/^Deploy of brokenwrites to the host FAILED\n[^]*reason: rolled back automatically: 5xx \d+\.\d % &gt; 1 %/);
       assertOnlyBadWrites("dagger call deploy of a bad release", load, stack.logs);
     });
 
