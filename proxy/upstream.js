@@ -1,4 +1,4 @@
-// Picks the API's release slot per request from /run/slipway/active (written by
+// Picks the API's release slot per request from /run/slipway-route/active (written by
 // slipway-upstream). Switching releases is a file write, not an nginx reload: a reload
 // retires workers, which close idle keep-alive client connections, and an HTTP/1.1 client
 // that sends on one at that instant sees a failed request. The file lives in the shared
@@ -15,12 +15,23 @@ function pick(route, random) {
   return "api_" + active;
 }
 
-function backend() {
-  try {
-    return pick(fs.readFileSync("/run/slipway/active", "utf8"), Math.random());
-  } catch (_unreadable) {
-    return "api_a";
+// The route file: in the proxy's own volume (slipway-upstream), or, until the first switch
+// after an upgrade writes that one, the legacy file in the sockets volume.
+var ROUTE_FILES = ["/run/slipway-route/active", "/run/slipway/active"];
+
+function readRoute(read) {
+  for (var i = 0; i < ROUTE_FILES.length; i++) {
+    try {
+      return read(ROUTE_FILES[i]);
+    } catch (_absent) {
+      // the next one
+    }
   }
+  return "a";
 }
 
-export default { backend, pick };
+function backend() {
+  return pick(readRoute(function (path) { return fs.readFileSync(path, "utf8"); }), Math.random());
+}
+
+export default { backend, pick, readRoute };

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import upstream from "./upstream.js";
 
 const pick = upstream.pick as (route: string, random: number) => string;
+const readRoute = upstream.readRoute as (read: (path: string) => string) => string;
 
 describe("upstream.js pick", () => {
   it("sends everything to the active slot without a canary", () => {
@@ -27,5 +28,15 @@ describe("upstream.js pick", () => {
     expect(pick("a b", 0)).toBe("api_a");
     expect(pick("a b x", 0)).toBe("api_a");
     expect(pick("a b 0", 0)).toBe("api_a");
+  });
+
+  it("reads the route from the proxy's own volume; the sockets volume's legacy file only until the first switch writes it; else slot a", () => {
+    const files = (f: Record<string, string>) => (path: string) => {
+      if (!(path in f)) throw new Error(`ENOENT ${path}`);
+      return f[path]!;
+    };
+    expect(readRoute(files({ "/run/slipway-route/active": "b\n", "/run/slipway/active": "a\n" }))).toBe("b\n");
+    expect(readRoute(files({ "/run/slipway/active": "b\n" }))).toBe("b\n");
+    expect(readRoute(files({}))).toBe("a");
   });
 });

@@ -195,6 +195,28 @@ describe.sequential("production stack", () => {
     }
   });
 
+  it("4c. the API's user can neither block nor change the proxy's route: the route's volume is the proxy's alone, and what it plants in the shared sockets volume changes nothing", async () => {
+    const { serving } = await stack.slots();
+    const api = serving[0]!.id;
+    const asApi = (cmd: string) => execa("docker", ["exec", "-u", "node", api, "sh", "-c", cmd], { reject: false, all: true });
+    // Not even there to try: no API container mounts it.
+    expect((await asApi("ls /run/slipway-route")).exitCode).not.toBe(0);
+    // The names the switch once wrote in the sockets volume (mode 1777), taken by the API's user.
+    const planted = await asApi("echo b > /run/slipway/active.new && echo 'b a 100' > /run/slipway/active && ls -l /run/slipway");
+    expect(planted.exitCode, planted.all).toBe(0);
+    const from = (await getJson(`${stack.url}/health`)).body.version as string;
+    const { result, load } = await underLoad(stack, () => stack.script("deploy", ["--no-pull", "--skip-backup", from === "v1" ? "v2" : "v1"]));
+    expect(result.exitCode, result.all).toBe(0);
+    noFailures(stack, load);
+    const back = await stack.script("rollback");
+    expect(back.exitCode, back.all).toBe(0);
+    expect((await getJson(`${stack.url}/health`)).body.version).toBe(from);
+    const proxy = (await stack.compose(["ps", "-q", "proxy"])).stdout.trim();
+    const route = await execa("docker", ["exec", proxy, "sh", "-c", "stat -c '%U %a' /run/slipway-route /run/slipway-route/active && cat /run/slipway-route/active"]);
+    expect(route.stdout.split("\n")).toEqual(["nginx 755", "nginx 644", (await stack.slots()).serving[0]!.slot]);
+    await asApi("rm -f /run/slipway/active.new /run/slipway/active");
+  });
+
   describe.sequential("5. faults", () => {
     it("an image that never turns healthy: deploy fails, v1 keeps serving with no failed request, .env and history unchanged", async () => {
       const env = stack.read(".env");
