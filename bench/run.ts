@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync, statSync, rmSync } from "node:f
 import { join } from "node:path";
 import { execa } from "execa";
 import { startLoad, startTrickle, type Sample } from "../test/support/load.js";
-import { buildImages, Stack } from "../test/support/stack.js";
+import { buildImages, Stack, TEST_HTTP_PORT } from "../test/support/stack.js";
 import { DEPLOY_BUNDLE } from "../dagger/src/commands/ssh.js";
 import { repoRoot } from "../test/support/database.js";
 import { percentile, median, phaseSpan, renderSvg, type Phase, type Run } from "./report.js";
@@ -130,7 +130,7 @@ async function releaseScenarios(): Promise<Run[]> {
   const runs: Run[] = [];
   const script = (name: string, ...args: string[]) => ["bash", `scripts/${name}.sh`, ...args];
   for (const clients of CONCURRENCY) {
-    const stack = new Stack({ port: 8000, tag: "v1" }).install();
+    const stack = new Stack({ port: TEST_HTTP_PORT, tag: "v1" }).install();
     await stack.up();
     try {
       for (let i = 0; i < RUNS; i++) {
@@ -164,7 +164,7 @@ async function releaseScenarios(): Promise<Run[]> {
 
 /** A stack with this tree's release files, or with those commit BEFORE shipped (the bundle has grown since; its scripts replace ours whole). */
 async function stackWith(before?: string): Promise<Stack> {
-  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  const stack = new Stack({ port: TEST_HTTP_PORT, tag: "v1" }).install();
   if (!before) return stack;
   const tracked = (await execa("git", ["-C", repoRoot, "ls-tree", "--name-only", before])).stdout.split("\n");
   const entries = DEPLOY_BUNDLE.filter((e) => e !== ".env.example" && tracked.includes(e));
@@ -364,7 +364,7 @@ function judgeTable(runs: Run[]): string[] {
  * the image's HEALTHCHECK value, also 1 s.)
  */
 async function untunedScenarios(clients: number): Promise<Run[]> {
-  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  const stack = new Stack({ port: TEST_HTTP_PORT, tag: "v1" }).install();
   const file = join(stack.dir, "docker-compose.prod.yml");
   writeFileSync(file, readFileSync(file, "utf8").replace(/start_interval: [0-9a-z]+/g, "start_interval: 5s"));
   await stack.up();
@@ -400,7 +400,7 @@ async function proxyDesigns(): Promise<SteadyRun[]> {
   ];
   const results: SteadyRun[] = [];
   for (const [design, patch] of designs) {
-    const stack = new Stack({ port: 8000, tag: "v1" }).install();
+    const stack = new Stack({ port: TEST_HTTP_PORT, tag: "v1" }).install();
     patch(stack);
     await stack.up();
     try {
@@ -432,7 +432,7 @@ function proxyTable(rows: SteadyRun[]): string[] {
 interface DataRun { what: string; seconds: number; mb: number }
 
 async function dataScenarios(): Promise<{ rows: DataRun[]; dumpMb: number; dbMb: number }> {
-  const stack = new Stack({ port: 8000, tag: "v1" }).install();
+  const stack = new Stack({ port: TEST_HTTP_PORT, tag: "v1" }).install();
   await stack.up();
   const rows: DataRun[] = [];
   let dumpMb = 0;

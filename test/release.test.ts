@@ -11,7 +11,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { assertNoFailedRequests, assertOnlyBadWrites } from "./support/diagnose.js";
 import { report, secretsInArgv, startTrickle, type LoadResult } from "./support/load.js";
-import { buildImages, getJson, killAt, Stack } from "./support/stack.js";
+import { buildImages, getJson, killAt, Stack, TEST_HTTP_PORT } from "./support/stack.js";
 
 const CLIENTS = 12;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -45,7 +45,7 @@ async function countItems(stack: Stack, ids?: number[]): Promise<number> {
 }
 
 describe.sequential("production stack", () => {
-  const stack = new Stack({ port: 8000, tag: "v1" });
+  const stack = new Stack({ port: TEST_HTTP_PORT, tag: "v1" });
 
   beforeAll(async () => {
     await buildImages();
@@ -56,8 +56,8 @@ describe.sequential("production stack", () => {
     await stack.down();
   });
 
-  it("1. starts with `up -d --wait` and /health on :8000 is 200 with every check passing", async () => {
-    const { status, body } = await getJson("http://localhost:8000/health");
+  it("1. starts with `up -d --wait` and /health on :8000 (README's port; SLIPWAY_TEST_HTTP_PORT) is 200 with every check passing", async () => {
+    const { status, body } = await getJson(`http://localhost:${TEST_HTTP_PORT}/health`);
     expect(status).toBe(200);
     expect(body).toEqual({ status: "ok", version: "v1", checks: { database: "ok", migrations: "ok" } });
   });

@@ -5,7 +5,7 @@ import { execa } from "execa";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { repoRoot } from "./support/database.js";
-import { Stack } from "./support/stack.js";
+import { Stack, TEST_HTTP_PORT } from "./support/stack.js";
 
 const scripts = readdirSync(join(repoRoot, "scripts")).filter((f) => f.endsWith(".sh"));
 /** What lib.sh sources: one job a file (sourced, never run). */
@@ -57,7 +57,7 @@ describe("host scripts", () => {
     const keys = [...(/^ENV_VALUES="([^"]*)"/m.exec(lib)![1]!.matchAll(/([A-Z0-9_]+):(\w+):(\S+)/g))].map((m) => m[1]!);
     // Every key .env.example documents as a number or a duration is among them.
     for (const key of ["GUARD_SECONDS", "GUARD_P99_FACTOR", "HOOK_TIMEOUT", "API_REPLICAS", "MIGRATION_LOCK_TIMEOUT", "API_START_PERIOD", "KPI_P99_SECONDS"]) expect(keys).toContain(key);
-    const stack = new Stack({ port: 8000 }).install();
+    const stack = new Stack({ port: TEST_HTTP_PORT }).install();
     try {
       const env = stack.read(".env").replace(/^POSTGRES_PASSWORD=.*$/m, "POSTGRES_PASSWORD=not-the-placeholder");
       for (const script of ["deploy", "rollback", "status", "repair", "backup"]) {
@@ -155,7 +155,7 @@ describe("RUNBOOK.md", () => {
 
 describe("docker-compose.prod.yml", () => {
   it("resolves, and keeps every rule of the production stack", async () => {
-    const stack = new Stack({ port: 8000 }).install();
+    const stack = new Stack({ port: TEST_HTTP_PORT }).install();
     try {
       const { stdout } = await stack.compose(["--profile", "*", "config", "--format", "json"]);
       const services = JSON.parse(stdout).services as Record<string, any>;
@@ -208,7 +208,7 @@ describe("docker-compose.prod.yml", () => {
   it("holds no secret itself, and refuses to start without the password", async () => {
     const raw = parse(readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8"));
     expect(JSON.stringify(raw)).not.toMatch(/PASSWORD[^$]*:\s*"?[A-Za-z0-9]{6,}/);
-    const stack = new Stack({ port: 8000 }).install();
+    const stack = new Stack({ port: TEST_HTTP_PORT }).install();
     try {
       const env = stack.read(".env").replace(/^POSTGRES_PASSWORD=.*$/m, "POSTGRES_PASSWORD=");
       writeFileSync(join(stack.dir, ".env"), env);

@@ -10,6 +10,13 @@ import { runUnderLoad, type LoadResult } from "./load.js";
 
 export const API_IMAGE = "slipway/api";
 
+/**
+ * Where the release tests' stack publishes its proxy: README's own port, 8000, so that test 1 is
+ * the quickstart; SLIPWAY_TEST_HTTP_PORT moves it when a quickstart of one's own holds 8000
+ * (testenv/setup.sh says so in one line).
+ */
+export const TEST_HTTP_PORT = Number(process.env.SLIPWAY_TEST_HTTP_PORT || 8000);
+
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} [stack] ${msg}\n`);
 
 /** Builds release `version` of the API with the real Dockerfile, as slipway/api:<version>. */
