@@ -207,7 +207,19 @@ describe("docker-compose.prod.yml", () => {
 
   it("holds no secret itself, and refuses to start without the password", async () => {
     const raw = parse(readFileSync(join(repoRoot, "docker-compose.prod.yml"), "utf8"));
-    expect(JSON.stringify(raw)).not.toMatch(/PASSWORD[^$]*:\s*"?[A-Za-z0-9]{6,}/);
+    // Every value that carries a password is .env's, interpolated; none is written here.
+    const secrets: [string, unknown][] = [];
+    const walk = (node: unknown, key = "") => {
+      if (node && typeof node === "object") for (const [k, v] of Object.entries(node)) walk(v, k);
+      else if (/PASSWORD/.test(key)) secrets.push([key, node]);
+    };
+    walk(raw);
+    expect(secrets.map(([k]) => k).sort()).toEqual(expect.arrayContaining(["DATABASE_PASSWORD", "PGPASSWORD", "POSTGRES_PASSWORD"]));
+    for (const [key, value] of secrets) expect(value, key).toMatch(/^\$\{POSTGRES_PASSWORD:\?[^}]*\}$/);
+    // And no URL holds one: user@host, nothing between.
+    const urls = [...JSON.stringify(raw).matchAll(/"DATABASE_URL":"([^"]*)"/g)].map((m) => m[1]!);
+    expect(urls.length).toBeGreaterThan(0);
+    for (const url of urls) expect(url).toMatch(/^postgres:\/\/\$\{POSTGRES_USER:-slipway\}@db:5432\//);
     const stack = new Stack({ port: TEST_HTTP_PORT }).install();
     try {
       const env = stack.read(".env").replace(/^POSTGRES_PASSWORD=.*$/m, "POSTGRES_PASSWORD=");

@@ -45,35 +45,11 @@ write_dump() { # dir db keep hint dump_command...
   echo "$final"
 }
 
-# Whether FILE has the form of a plain pg_dump file, as write_dump keeps them: pg_dump's header;
-# psql meta-commands only where pg_dump writes them (its `\restrict KEY` before the first
-# statement, the matching `\unrestrict KEY` last); COPY only FROM stdin, its data ended by `\.`.
-# restore.sh feeds the file to psql as the database superuser: a file with `\! …` and a
-# completion marker passed the old check, and psql would have run the shell command. Prints why
-# not, and fails, on the first line that breaks the form.
+# Whether FILE has the form of a plain pg_dump file (the rule: lib/dump-form.awk). restore.sh
+# feeds the file to psql as the database superuser: a file with `\! …` and a completion marker
+# passed the old check, and psql would have run the shell command. Prints why not, and fails.
 dump_form() { # file
   # awk and psql read up to a NUL and drop the rest of its line: pg_dump never writes one.
   [[ "$(tr -cd '\000' <"$1" | wc -c)" == 0 ]] || { printf 'the file holds NUL bytes, which pg_dump never writes'; return 1; }
-  LC_ALL=C awk '
-    function bad(why) { printf "line %d %s", NR, why; failed = 1; exit 1 }
-    NR == 1 && $0 != "--" { bad("is not pg_dump'"'"'s header") }
-    NR == 2 && $0 != "-- PostgreSQL database dump" { bad("is not pg_dump'"'"'s header") }
-    in_copy { if ($0 == "\\.") in_copy = 0; next }
-    done && $0 != "" { bad("comes after \\unrestrict, where pg_dump writes nothing") }
-    /^COPY / {
-      if ($0 !~ /^COPY .* FROM stdin;$/ || $0 ~ / PROGRAM /) bad("is a COPY that pg_dump never writes (only COPY … FROM stdin)")
-      in_copy = 1; sql = 1; next
-    }
-    /^\\/ {
-      if (key == "" && !sql && $0 ~ /^\\restrict [A-Za-z0-9]+$/) { key = substr($0, 11); next }
-      if (key != "" && $0 == "\\unrestrict " key) { done = 1; next }
-      bad("is a psql meta-command (" substr($0, 1, 12) "…) where pg_dump writes none")
-    }
-    $0 !~ /^(--.*)?$/ { sql = 1 }
-    END {
-      if (failed) exit 1
-      if (NR < 3) { printf "line %d: the file ends before pg_dump'"'"'s header does", NR; exit 1 }
-      if (in_copy) { printf "line %d: the file ends inside COPY data", NR; exit 1 }
-      if (key != "" && !done) { printf "line %d: no \\unrestrict for the \\restrict at the top", NR; exit 1 }
-    }' "$1"
+  LC_ALL=C awk -f "$SLIPWAY_LIB/dump-form.awk" "$1"
 }
