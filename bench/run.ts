@@ -251,6 +251,30 @@ function clientScenarios(clients: number, before?: string): Promise<Run[]> {
   });
 }
 
+/** The median time, in seconds, from FROM (the guard's switch or the canary's share) to the switch back. */
+function toRevert(rs: Run[], from: string): number | null {
+  const v = rs.map((r) => phaseSpan(r, from, from === "switched" ? "revert" : "canary back")).filter((x): x is number => x !== null);
+  return v.length ? median(v) / 1000 : null;
+}
+
+/**
+ * The bad release's and the bad canary's rows at CLIENTS, now against BEFORE's release files, same
+ * run: to revert and the failed requests, each run and their ratio. The judge's and the clients'
+ * tables both start their rows with these cells.
+ */
+function revertRows(runs: Run[], clients: number, before: string): string[] {
+  const of = (s: string) => runs.filter((r) => r.clients === clients && r.scenario === s);
+  const rows: string[] = [];
+  for (const [scenario, from] of [["bad release, reverted by the guard", "switched"], ["bad canary, taken back", "canary 10 on"]] as const) {
+    const now = of(scenario);
+    const was = of(`${scenario}, before (${before})`);
+    if (!now.length) continue;
+    const ratio = median(was.map((r) => r.failed)) ? median(now.map((r) => r.failed)) / median(was.map((r) => r.failed)) : null;
+    rows.push(`| ${scenario} | ${clients} | ${fmt(toRevert(now, from))} | ${now.map((r) => r.failed).join(", ")} | ${fmt(toRevert(was, from))} | ${was.map((r) => r.failed).join(", ")} | ${ratio === null ? "-" : `${Math.round(ratio * 100)} %`} |`);
+  }
+  return rows;
+}
+
 /** Judging by client against the rule before, same run: the guard's and the canary's speed, and the hostile trickle's verdict. */
 function clientTable(runs: Run[]): string[] {
   const out = [
@@ -258,19 +282,9 @@ function clientTable(runs: Run[]): string[] {
     "| scenario | clients | now: to revert s | now: failed (each run) | before: to revert s | before: failed (each run) | failed now / before |",
     "|---|---|---|---|---|---|---|",
   ];
-  const spans = (rs: Run[], from: string) => {
-    const v = rs.map((r) => phaseSpan(r, from, from === "switched" ? "revert" : "canary back")).filter((x): x is number => x !== null);
-    return v.length ? median(v) / 1000 : null;
-  };
   for (const clients of CONCURRENCY) {
     const of = (s: string) => runs.filter((r) => r.clients === clients && r.scenario === s);
-    for (const [scenario, from] of [["bad release, reverted by the guard", "switched"], ["bad canary, taken back", "canary 10 on"]] as const) {
-      const now = of(scenario);
-      const was = of(`${scenario}, before (${CLIENTS_BEFORE})`);
-      if (!now.length) continue;
-      const ratio = median(was.map((r) => r.failed)) ? median(now.map((r) => r.failed)) / median(was.map((r) => r.failed)) : null;
-      out.push(`| ${scenario} | ${clients} | ${fmt(spans(now, from))} | ${now.map((r) => r.failed).join(", ")} | ${fmt(spans(was, from))} | ${was.map((r) => r.failed).join(", ")} | ${ratio === null ? "-" : `${Math.round(ratio * 100)} %`} |`);
-    }
+    out.push(...revertRows(runs, clients, CLIENTS_BEFORE));
     const kept = (rs: Run[]) => `kept ${rs.filter((r) => r.ok).length}/${rs.length}`;
     const now = of("healthy release through the guard, a hostile trickle");
     const was = of(`healthy release through the guard, a hostile trickle, before (${CLIENTS_BEFORE})`);
@@ -340,20 +354,10 @@ function judgeTable(runs: Run[]): string[] {
     "| scenario | clients | now: to revert s | now: failed (each run) | before: to revert s | before: failed (each run) | failed now / before | healthy passes (now, before) |",
     "|---|---|---|---|---|---|---|---|",
   ];
-  const spans = (rs: Run[], from: string) => {
-    const v = rs.map((r) => phaseSpan(r, from, from === "switched" ? "revert" : "canary back")).filter((x): x is number => x !== null);
-    return v.length ? median(v) / 1000 : null;
-  };
   for (const clients of CONCURRENCY) {
     const of = (s: string) => runs.filter((r) => r.clients === clients && r.scenario === s);
     const healthy = `${of("healthy release through the guard").filter((r) => r.ok).length}/${of("healthy release through the guard").length}, ${of(`healthy release through the guard, before (${GUARD_BEFORE})`).filter((r) => r.ok).length}/${of(`healthy release through the guard, before (${GUARD_BEFORE})`).length}`;
-    for (const [scenario, from] of [["bad release, reverted by the guard", "switched"], ["bad canary, taken back", "canary 10 on"]] as const) {
-      const now = of(scenario);
-      const was = of(`${scenario}, before (${GUARD_BEFORE})`);
-      if (!now.length) continue;
-      const ratio = median(was.map((r) => r.failed)) ? median(now.map((r) => r.failed)) / median(was.map((r) => r.failed)) : null;
-      out.push(`| ${scenario} | ${clients} | ${fmt(spans(now, from))} | ${now.map((r) => r.failed).join(", ")} | ${fmt(spans(was, from))} | ${was.map((r) => r.failed).join(", ")} | ${ratio === null ? "-" : `${Math.round(ratio * 100)} %`} | ${healthy} |`);
-    }
+    out.push(...revertRows(runs, clients, GUARD_BEFORE).map((row) => `${row} ${healthy} |`));
   }
   return out;
 }
