@@ -45,10 +45,8 @@ compose_pg_dump() { # user db
 
 # backup.sh --verify: the checks restore.sh makes before it touches anything, on their own.
 verify_backup() { # file
-  local form
-  [[ -f "$1" && -r "$1" ]] || die "backup file '$1' does not exist or is not readable; list them with: ls -l backups/"
-  dump_complete "$1" || die "'$1' is truncated or not a pg_dump file (no completion marker): restore another"
-  form=$(dump_form "$1") || die "'$1' is not a dump as backup.sh writes them ($form): restore another"
+  local problem
+  problem=$(dump_problem "$1") || die "$problem: restore another"
   CLEAN_EXIT=1
   echo "whole: $1"
 }

@@ -115,7 +115,7 @@ main() {
   fi
   require_ref "$tag"
   require_positive_int --timeout "$timeout"
-  [[ -z "$guard" ]] || { [[ "$guard" =~ ^(0|[1-9][0-9]{0,3})$ ]] && ((guard <= GUARD_SECONDS_MAX)); } \
+  [[ -z "$guard" ]] || valid_value window "$guard" \
     || die "--guard must be a whole number of seconds in decimal, 0 to $GUARD_SECONDS_MAX (0 turns the guard off), got '$guard'"
   require_canary "$canary" "$canary_step" "$canary_min"
   [[ -z "$bundle" || "$bundle" =~ ^incoming/[a-z0-9-]{8,64}$ ]] || die "invalid --bundle '$bundle': use incoming/<id>, as dagger call deploy does"

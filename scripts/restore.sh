@@ -23,7 +23,7 @@ USAGE
 }
 
 main() {
-  local file="" yes=0 db user safety answer form
+  local file="" yes=0 db user safety answer problem
   wants_help "$@" && { usage; return 0; }
   while (($# > 0)); do
     case "$1" in
@@ -34,10 +34,7 @@ main() {
     shift
   done
   [[ -n "$file" ]] || die "missing <file>; usage: scripts/restore.sh <file> [--yes] (backups are in backups/)"
-  [[ -f "$file" && -r "$file" ]] || die "backup file '$file' does not exist or is not readable; list them with: ls -l backups/"
-  [[ -s "$file" ]] || die "backup file '$file' is empty; pick another from backups/"
-  dump_complete "$file" || die "'$file' is truncated or not a pg_dump file (no completion marker); nothing was changed"
-  form=$(dump_form "$file") || die "'$file' is not a dump as backup.sh writes them ($form); nothing was changed: restore only files from backups/"
+  problem=$(dump_problem "$file") || die "$problem; nothing was changed: restore only files from backups/ (ls -l backups/ lists them)"
   require_project
   [[ -n "$(compose ps -q db)" ]] || die "the db service is not running: start it with docker compose -f $COMPOSE_FILE_NAME up -d db"
   db=$(db_env POSTGRES_DB)

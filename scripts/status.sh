@@ -60,14 +60,13 @@ kpi() { # since
 # container, proxy, .env and history lines are the repair plan's (PLAN: plan_repair's lines), so
 # status names exactly what the next command repairs.
 drift() { # plan
-  local plan=$1 action pid holder note
+  local plan=$1 action pid note
   while read -r action; do
     # shellcheck disable=SC2086  # an action is words
     [[ -z "$action" ]] || drift_of_action $action
   done <<<"$plan"
   if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true; then
-    holder=$(cat "$LOCK_FILE")
-    pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$holder")
+    pid=$(lock_holder_pid)
     if [[ -n "$pid" && ! -d "/proc/$pid" ]]; then
       echo "the deploy lock is held, but its holder (pid $pid) is dead: a process it started still holds it (fuser -v $LOCK_FILE)"
     fi
@@ -139,13 +138,16 @@ main() {
   # The newest migration applied: `dagger call migration-plan --since=<it>` shows what a release adds.
   echo "schema:    $(schema_version 2>/dev/null || echo 'unknown (db not answering)')"
   # Looked up once, for this line and the drift check.
-  # What reconcile keeps (kept_beside, the plan's reading), so that status and the next command agree.
+  # What reconcile keeps (the plan's reading), so that status and the next command agree.
   local previous keep kept
   previous=$(previous_release "$(env_get API_TAG)")
-  keep=$(kept_beside "$(env_get API_TAG)")
-  # A release with no record of its own (killed before it) goes back to what it replaced, once the
-  # repair has recorded it: plain rollback.sh, as kept_line says then.
-  [[ -n "$previous" || -z "$keep" || -n "$(kept_release "$(env_get API_TAG)")" ]] || previous=$keep
+  keep=$(kept_release "$(env_get API_TAG)")
+  # A release with no record of its own (killed before it) keeps what it replaced, and goes back
+  # to it once the repair has recorded it: plain rollback.sh, as kept_line says then.
+  if [[ -z "$keep" ]]; then
+    keep=$(replaced_unrecorded "$(env_get API_TAG)")
+    previous=${previous:-$keep}
+  fi
   kept=$([[ -z "$keep" ]] || kept_container "$keep")
   echo "kept:      $(kept_line "$previous" "$keep" "$kept")"
   echo "hooks:     $(hooks_line)"
@@ -157,7 +159,7 @@ main() {
   fi
   local -a problems=()
   local found="" plan action
-  if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true && [[ -d "/proc/$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' "$LOCK_FILE")" ]]; then
+  if [[ -f "$LOCK_FILE" ]] && ! flock -n "$LOCK_FILE" true && [[ -d "/proc/$(lock_holder_pid)" ]]; then
     # A roll in progress has two releases and a moving proxy by design: that is not drift.
     echo "drift:     not judged while a release operation holds the lock"
   else

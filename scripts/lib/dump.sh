@@ -45,6 +45,16 @@ write_dump() { # dir db keep hint dump_command...
   echo "$final"
 }
 
+# What stops FILE from being restored, in words, or nothing (status 0) when it is a whole dump as
+# write_dump keeps them: the checks restore.sh and backup.sh --verify make, before anything else.
+dump_problem() { # file
+  local form
+  [[ -f "$1" && -r "$1" ]] || { echo "backup file '$1' does not exist or is not readable"; return 1; }
+  [[ -s "$1" ]] || { echo "backup file '$1' is empty"; return 1; }
+  dump_complete "$1" || { echo "'$1' is truncated or not a pg_dump file (no completion marker)"; return 1; }
+  form=$(dump_form "$1") || { echo "'$1' is not a dump as backup.sh writes them ($form)"; return 1; }
+}
+
 # Whether FILE has the form of a plain pg_dump file (the rule: lib/dump-form.awk). restore.sh
 # feeds the file to psql as the database superuser: a file with `\! …` and a completion marker
 # passed the old check, and psql would have run the shell command. Prints why not, and fails.

@@ -61,17 +61,13 @@ last_recorded() {
   [[ -z "$last" ]] || pin_ref "${last% *}" "${last#* }"
 }
 
-# What is kept beside CURRENT: kept_release, or, for a release its cut-off operation never
-# recorded (killed in the guard window), the newest record's release, which it replaced: the
-# repair records it with that one as its previous (plan_repair), so status names the same.
-kept_beside() { # current_ref
-  local keep last
-  keep=$(kept_release "$1")
-  if [[ -z "$keep" ]]; then
-    last=$(last_recorded)
-    [[ -z "$last" ]] || same_release "$last" "$1" || keep=$last
-  fi
-  [[ -z "$keep" ]] || echo "$keep"
+# What CURRENT replaced when its cut-off operation never recorded it (killed in the guard window):
+# the newest record's release, unless that is CURRENT itself. The repair records CURRENT with
+# that one as its previous (plan_repair), so status names the same release kept.
+replaced_unrecorded() { # current_ref
+  local last
+  last=$(last_recorded)
+  [[ -z "$last" ]] || same_release "$last" "$1" || echo "$last"
 }
 
 # How many migrations the latest deploy of REF applied, per the history ("-": none ran).

@@ -18,7 +18,12 @@ acquire_lock() { # what [wait_seconds]
     die "another release operation holds the deploy lock (${holder:-unknown holder}); wait for it to finish (scripts/status.sh shows it)"
   fi
   INTERRUPTED=$(cat "$LOCK_FILE" 2>/dev/null || true)
-  [[ -z "$INTERRUPTED" ]] || log "the last release operation did not finish ($INTERRUPTED); $( [[ "$what" == deploy* || "$what" == rollback* || "$what" == repair* ]] && echo "repairing before anything else" || echo "scripts/repair.sh (or the next deploy or rollback) repairs it")"
+  if [[ -n "$INTERRUPTED" ]]; then
+    case "$what" in
+      deploy* | rollback* | repair*) log "the last release operation did not finish ($INTERRUPTED); repairing before anything else" ;;
+      *) log "the last release operation did not finish ($INTERRUPTED); scripts/repair.sh (or the next deploy or rollback) repairs it" ;;
+    esac
+  fi
   printf 'pid=%s user=%s op=%s dir=%s since=%s\n' "$$" "$(operator)" "$what" "$SLIPWAY_DIR" \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null >"$LOCK_FILE" || log "warning: cannot write the holder's details to $LOCK_FILE"
   trap 'on_exit $?' EXIT
@@ -33,7 +38,7 @@ acquire_lock() { # what [wait_seconds]
 under_parents_lock() {
   local holder pid=$PPID stat _ hop
   [[ -n "${SLIPWAY_LOCK_HELD:-}" && -f "$LOCK_FILE" ]] || return 1
-  holder=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' "$LOCK_FILE" 2>/dev/null)
+  holder=$(lock_holder_pid)
   [[ -n "$holder" && "$holder" == "$SLIPWAY_LOCK_HELD" ]] || return 1
   ! flock -n "$LOCK_FILE" true 2>/dev/null || return 1
   for hop in 1 2 3; do
@@ -45,6 +50,9 @@ under_parents_lock() {
   done
   return 1
 }
+
+# The pid the lock file names as its holder (the note's first field), or nothing.
+lock_holder_pid() { sed -n 's/^pid=\([0-9]*\) .*/\1/p' "$LOCK_FILE" 2>/dev/null; }
 
 # Creates FILE, if absent, writable by the project directory's group: whoever creates it first
 # (root, or the deploy user), the other can still write it.
@@ -77,7 +85,7 @@ release_lock_note() {
   [[ "${CLEAN_EXIT:-0}" == 1 ]] || return 0
   ((PHASE_KEEP == 0)) || return 0
   if ((PHASE_OWNED == 0)); then
-    if [[ -n "${INTERRUPTED:-}" ]]; then printf '%s\n' "$INTERRUPTED" 2>/dev/null >"$LOCK_FILE" || true; else : 2>/dev/null >"$LOCK_FILE" || true; fi
+    printf '%s' "${INTERRUPTED:+$INTERRUPTED$'\n'}" 2>/dev/null >"$LOCK_FILE" || true
     return 0
   fi
   : 2>/dev/null >"$LOCK_FILE" || true
